@@ -1,0 +1,77 @@
+"""Model cards: the README.md that save_pretrained writes next to the weights."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import yaml
+
+
+def model_card(
+    config: dict[str, Any],
+    *,
+    metrics: list[dict[str, Any]],
+    dataset: Optional[str] = None,
+    license: Optional[str] = None,
+    repo_id: Optional[str] = None,
+    samples_are_images: bool = True,
+) -> str:
+    """A Hub model card: YAML metadata (library, tags, datasets, license, model-index) and usage."""
+    family = config["family"]
+    name = repo_id or f"a {family} model"
+    metadata: dict[str, Any] = {
+        "library_name": "zoo",
+        "tags": ["zoo", f"zoo-{family}", family, "generative"],
+        "pipeline_tag": "unconditional-image-generation" if samples_are_images else "image-to-3d",
+    }
+    if license:
+        metadata["license"] = license
+    if dataset:
+        metadata["datasets"] = [dataset]
+    if metrics:
+        metadata["model-index"] = [
+            {
+                "name": repo_id or family,
+                "results": [
+                    {
+                        "task": {"type": metadata["pipeline_tag"]},
+                        "dataset": {"name": m.get("dataset") or dataset or "unknown", "type": m.get("dataset") or dataset or "unknown",
+                                    **({"split": m["split"]} if m.get("split") else {})},
+                        "metrics": [{"type": m["name"], "name": m["name"], "value": m["value"]}],
+                    }
+                    for m in metrics
+                ],
+            }
+        ]
+    load_target = repo_id or "path/to/this/folder"
+    lines = [
+        "---",
+        yaml.safe_dump(metadata, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"A `{family}` model from the zoo (plugin `{config.get('plugin')}` {config.get('plugin_version')}, "
+        f"zoo {config.get('zoo_version')}).",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import zoo",
+        "",
+        f'model = zoo.load("{load_target}")',
+        "samples = model.sample(16)  # (16, C, H, W) in [0, 1]" if samples_are_images else "# see the family's docs",
+        "```",
+        "",
+    ]
+    if metrics:
+        lines += ["## Metrics", "", "| metric | value | dataset | split | command |", "| --- | ---: | --- | --- | --- |"]
+        for m in metrics:
+            lines.append(
+                f"| {m['name']} | {m['value']:.4g} | {m.get('dataset') or dataset or ''} | {m.get('split') or ''} | "
+                f"`{m.get('command') or ''}` |"
+            )
+        lines.append("")
+    lines += ["## Config", "", "```json", json.dumps(config["config"], indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,204 @@
+"""The catalog: named, pretrained models, read from ``registry.yaml`` and plugins' fragments.
+
+Every entry is validated by pydantic; a typo or an unknown key is an error naming the file and
+the entry. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import CatalogError, PluginConflictError, UnknownModelError
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+def _check_hashes(value: dict[str, str]) -> dict[str, str]:
+    for file, digest in value.items():
+        if not _SHA256.match(digest):
+            raise ValueError(f"sha256 of {file!r} must be 64 lowercase hex digits, got {digest!r}")
+        if "/" in file or "\\" in file or file.startswith("."):
+            raise ValueError(f"file name {file!r} must be a plain file name")
+    if "model.safetensors" not in value or "config.json" not in value:
+        raise ValueError("sha256 must list at least config.json and model.safetensors")
+    return value
+
+
+class PackageWeights(_Strict):
+    """Weights shipped inside an installed Python package (work offline right after install)."""
+
+    package: str = Field(description="Importable package that holds the folder, e.g. zoo_ae.")
+    path: str = Field(description="Folder inside the package with config.json and model.safetensors.")
+    sha256: dict[str, str] = Field(description="File name -> sha256 of its bytes, checked at load.")
+
+    _hashes = field_validator("sha256")(_check_hashes)
+
+
+class HubWeights(_Strict):
+    """Weights in a Hub repository, pinned to one commit."""
+
+    repo: str = Field(description="Hub repo id, org/name.")
+    revision: str = Field(description="The full 40-hex commit sha the entry was measured on.")
+    sha256: dict[str, str] = Field(description="File name -> sha256 of its bytes, checked after download.")
+
+    _hashes = field_validator("sha256")(_check_hashes)
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not _COMMIT.match(value):
+            raise ValueError(f"revision must be a full 40-hex commit sha (pin it), got {value!r}")
+        return value
+
+
+class MetricEntry(_Strict):
+    name: str
+    value: float
+    dataset: Optional[str] = None
+    split: Optional[str] = None
+    command: str = Field(description="The command that measured it, so anyone can re-run it.")
+    notes: Optional[str] = None
+
+
+class CatalogEntry(_Strict):
+    family: str = Field(description="The model family (a FamilySpec name).")
+    plugin: str = Field(description="The distribution that provides the family, e.g. zoo-ae.")
+    description: str = ""
+    config: dict[str, Any] = Field(default_factory=dict, description="Overrides on the family's default config.")
+    weights: Union[PackageWeights, HubWeights]
+    dataset: Optional[str] = None
+    license: Optional[str] = None
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides that trained it.")
+    metrics: list[MetricEntry] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        if isinstance(self.weights, HubWeights):
+            return f"hub:{self.weights.repo}@{self.weights.revision[:7]}"
+        return f"package:{self.weights.package}/{self.weights.path}"
+
+
+class CatalogFile(_Strict):
+    version: Literal[1] = 1
+    models: dict[str, CatalogEntry]
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.entries: dict[str, CatalogEntry] = {}
+        self.origins: dict[str, str] = {}  # name -> "file (distribution)"
+        self.conflicts: dict[str, list[str]] = {}
+        self.errors: list[str] = []
+
+    def add_source(self, source: Any, distribution_name: str) -> None:
+        label, data = _read_source(source)
+        origin = f"{label} ({distribution_name})"
+        try:
+            parsed = CatalogFile.model_validate(data)
+        except ValidationError as error:
+            raise CatalogError(_explain(error, label)) from None
+        for name, entry in parsed.models.items():
+            if name in self.entries:
+                self.conflicts.setdefault(name, [self.origins[name]]).append(origin)
+                continue
+            self.entries[name] = entry
+            self.origins[name] = origin
+
+    def get(self, name: str) -> CatalogEntry:
+        if name in self.conflicts:
+            raise PluginConflictError(
+                f"model {name!r} is defined twice: in {' and in '.join(self.conflicts[name])}; uninstall one"
+            )
+        if name not in self.entries:
+            close = difflib.get_close_matches(name, list(self.entries), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownModelError(
+                f"Unknown model {name!r}.{hint} 'zoo list' shows the catalog; a Hub repo is 'org/name', "
+                f"a local model is the path of a folder with config.json."
+            )
+        return self.entries[name]
+
+
+def _read_source(source: Any) -> tuple[str, Any]:
+    if isinstance(source, dict):
+        return "<mapping>", source
+    label = str(source)
+    try:
+        text = source.read_text(encoding="utf-8") if hasattr(source, "read_text") else Path(source).read_text("utf-8")
+    except OSError as error:
+        raise CatalogError(f"cannot read catalog file {label}: {error}") from None
+    try:
+        return label, yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CatalogError(f"{label} is not valid YAML: {error}") from None
+
+
+def _explain(error: ValidationError, label: str) -> str:
+    lines = [f"{label}: invalid catalog"]
+    for item in error.errors():
+        location = list(item["loc"])
+        where = ""
+        if len(location) >= 2 and location[0] == "models":
+            where = f"entry {location[1]!r}, "
+            location = location[2:]
+        field = ".".join(str(p) for p in location if not str(p).endswith("Weights")) or "(top level)"
+        lines.append(f"  {where}field {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+_catalog: Optional[Catalog] = None
+
+
+def catalog() -> Catalog:
+    """The catalog of every installed plugin (read on first use)."""
+    global _catalog
+    if _catalog is None:
+        from .plugins import state
+
+        new = Catalog()
+        for source, distribution in state().catalog_sources:
+            try:
+                new.add_source(source, distribution.name)
+            except CatalogError as error:
+                new.errors.append(str(error))
+        _catalog = new
+    return _catalog
+
+
+def reset() -> None:
+    global _catalog
+    _catalog = None
+
+
+def list_models(pattern: Optional[str] = None) -> list[str]:
+    """Catalog names, sorted; ``pattern`` is a shell wildcard (``"ddpm-*"``)."""
+    names = sorted(catalog().entries)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return names
+
+
+def info(name: str) -> dict[str, Any]:
+    """A catalog entry as a plain dict, with whether its plugin is installed."""
+    from .plugins import family_distribution
+
+    entry = catalog().get(name)
+    data = entry.model_dump(mode="json")
+    data["name"] = name
+    data["source"] = entry.source
+    data["installed"] = family_distribution(entry.family) is not None
+    data["defined_in"] = catalog().origins[name]
+    return data

@@ -1,0 +1,36 @@
+"""Frozen pydantic configs: the one constructor argument of every model, serialized to config.json."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ZooConfig(BaseModel):
+    """Base of every family's config: immutable, and unknown keys are errors (typos do not pass)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class TrainConfig(ZooConfig):
+    """Hyperparameters of the core Trainer; the same for every family."""
+
+    steps: int = Field(1000, ge=1, description="Optimizer steps (per optimizer) to run.")
+    batch_size: int = Field(64, ge=1, description="Global batch size, split across processes.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate of the default AdamW optimizer(s).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="Learning-rate schedule.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps before the schedule.")
+    grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    max_grad_norm: Optional[float] = Field(None, gt=0, description="Clip gradients to this global norm.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Accelerate mixed precision.")
+    seed: int = Field(0, description="Seeds torch, numpy, random and the data order.")
+    ema_decay: Optional[float] = Field(
+        None, gt=0, lt=1, description="Keep an exponential moving average of the weights and export it."
+    )
+    checkpoint_every: int = Field(0, ge=0, description="Save a resumable checkpoint every N steps (0: only at the end).")
+    keep_checkpoints: int = Field(2, ge=1, description="How many checkpoints to keep on disk.")
+    log_every: int = Field(50, ge=1, description="Log losses and throughput every N steps.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")

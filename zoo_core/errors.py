@@ -1,0 +1,43 @@
+"""Errors a user can cause. Each message says what went wrong and what to do about it."""
+
+
+class ZooError(Exception):
+    """Base class of every error the zoo raises on purpose."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    """A name that is neither a catalog entry, a local folder nor a Hub repo id."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownFamilyError(ZooError, KeyError):
+    """A family that no installed plugin provides."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PluginNotInstalledError(ZooError, ImportError):
+    """A catalog entry or a saved model whose family's plugin is not installed."""
+
+
+class PluginConflictError(ZooError):
+    """Two plugins registered the same name."""
+
+
+class InvalidConfigError(ZooError, ValueError):
+    """A config that does not validate; the message names the file and the field."""
+
+
+class CatalogError(ZooError, ValueError):
+    """registry.yaml (or a plugin's catalog fragment) is malformed."""
+
+
+class WeightsError(ZooError, ValueError):
+    """Weights that do not match the model: missing or unexpected keys, wrong shapes, bad hashes."""
+
+
+class HubError(ZooError):
+    """Something went wrong talking to the Hub; the message says what to do."""

@@ -1,0 +1,202 @@
+"""``zoo.load``: a catalog name, a Hub repo id or a local folder -> a ready Generator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import InvalidConfigError, PluginNotInstalledError, UnknownFamilyError, WeightsError
+from .generator import CONFIG_NAME, WEIGHTS_NAME
+
+_UNSAFE_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    *,
+    revision: Optional[str] = None,
+    device: Any = None,
+    dtype: Any = None,
+    local_files_only: Optional[bool] = None,
+    token: Optional[str] = None,
+):
+    """Load a model, ready to sample: in eval mode, on ``device`` (default: the best available).
+
+    ``name_or_path`` is one of
+      * a catalog name (``zoo list``), e.g. ``"ae-mnist"``: weights from the plugin's package or a
+        pinned Hub commit, their sha256 checked;
+      * a local folder written by ``save_pretrained`` (``config.json`` + ``model.safetensors``);
+      * a Hub repo id ``"org/name"`` or ``"org/name@revision"`` (branch, tag or commit sha).
+    """
+    from . import hub
+    from .catalog import catalog
+
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or os.path.isdir(text) or text.startswith((".", "/", "~")):
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder; a local model is a folder with {CONFIG_NAME}")
+        return load_folder(folder, device=device, dtype=dtype)
+
+    if text in catalog().entries or text in catalog().conflicts:
+        entry = catalog().get(text)
+        _require_family(entry.family, entry.plugin, what=f"the catalog model {text!r}")
+        if revision is not None:
+            raise ValueError(f"{text!r} is a catalog name pinned to one version; revision= is for Hub repo ids")
+        folder = _catalog_folder(text, entry, local_files_only=local_files_only, token=token)
+        model = load_folder(folder, device=device, dtype=dtype)
+        _check_catalog_config(text, entry, model)
+        return model
+
+    parsed = hub.parse_repo_id(text)
+    if parsed is not None:
+        repo_id, at_revision = parsed
+        if at_revision and revision and at_revision != revision:
+            raise ValueError(f"two revisions given for {repo_id}: @{at_revision} and revision={revision!r}")
+        folder = hub.snapshot(repo_id, revision or at_revision, local_files_only=local_files_only, token=token)
+        return load_folder(folder, device=device, dtype=dtype)
+
+    catalog().get(text)  # raises UnknownModelError with the closest names
+    raise AssertionError("unreachable")
+
+
+def build(family: str, config: Any = None, **overrides):
+    """A fresh (untrained) model of ``family`` from a config object, a dict, or keyword overrides."""
+    from .plugins import get_family
+
+    spec = get_family(family)
+    config_class = spec.config_class()
+    if isinstance(config, config_class):
+        if overrides:
+            config = config.model_copy(update=overrides)
+            config = config_class.model_validate(config.model_dump())
+    else:
+        config = validate_config(config_class, {**(config or {}), **overrides}, where=f"the {family} config")
+    return spec.model_class()(config)
+
+
+def validate_config(config_class, data: dict, *, where: str):
+    from pydantic import ValidationError
+
+    try:
+        return config_class.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidConfigError(f"invalid config in {where}: {problems}") from None
+
+
+def load_folder(folder: Path, *, device: Any = None, dtype: Any = None):
+    """Build the model described by ``folder/config.json`` and load ``folder/model.safetensors``."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .generator import load_weights
+
+    folder = Path(folder)
+    config_path = folder / CONFIG_NAME
+    weights_path = folder / WEIGHTS_NAME
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}; is it a folder written by save_pretrained?")
+    try:
+        saved = json.loads(config_path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidConfigError(f"{config_path} is not valid JSON: {error}") from None
+    if not isinstance(saved, dict) or "family" not in saved or "config" not in saved:
+        raise InvalidConfigError(f"{config_path} must hold 'family' and 'config' (written by save_pretrained)")
+    if not weights_path.is_file():
+        unsafe = [name for name in _UNSAFE_WEIGHTS if (folder / name).exists()]
+        if unsafe:
+            raise WeightsError(
+                f"{folder} holds only pickled weights ({', '.join(unsafe)}); the zoo loads safetensors only, "
+                "because unpickling runs arbitrary code. Convert them with safetensors.torch.save_file."
+            )
+        raise FileNotFoundError(f"{folder} has no {WEIGHTS_NAME}")
+
+    family = saved["family"]
+    _require_family(family, saved.get("plugin"), what=str(config_path))
+    from .plugins import get_family
+
+    spec = get_family(family)
+    config = validate_config(spec.config_class(), saved["config"], where=str(config_path))
+    model = spec.model_class()(config)
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{weights_path} is not a readable safetensors file ({error}); re-download or re-save it") from None
+    load_weights(model, state, source=f"the weights in {weights_path}")
+    model.eval()
+    model.requires_grad_(False)
+    if dtype is not None:
+        model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    model.to(device if device is not None else default_device())
+    return model
+
+
+def default_device():
+    """The best device Accelerate sees: cuda, then mps (and other accelerators), then cpu."""
+    from accelerate import PartialState
+
+    return PartialState().default_device
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _require_family(family: str, plugin: Optional[str], *, what: str) -> None:
+    from .plugins import get_family
+
+    try:
+        get_family(family)
+    except UnknownFamilyError:
+        if plugin:
+            raise PluginNotInstalledError(
+                f"{what} needs the {family!r} family from the plugin {plugin}, which is not installed "
+                f"(or failed to load: see 'zoo plugins'). Install it with: pip install {plugin}"
+            ) from None
+        raise
+
+
+def _catalog_folder(name: str, entry, *, local_files_only, token) -> Path:
+    from importlib import resources
+
+    from . import hub
+    from .catalog import HubWeights
+
+    weights = entry.weights
+    if isinstance(weights, HubWeights):
+        return hub.download_pinned(
+            weights.repo, weights.revision, weights.sha256, local_files_only=local_files_only, token=token
+        )
+    folder = Path(str(resources.files(weights.package).joinpath(weights.path)))
+    for file_name, expected in weights.sha256.items():
+        path = folder / file_name
+        if not path.is_file():
+            raise WeightsError(f"{name}: {path} is missing from the installed {weights.package}; reinstall {entry.plugin}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise WeightsError(
+                f"{name}: {path} has sha256 {actual}, but the catalog expects {expected}; the file is "
+                f"corrupt or was changed. Reinstall {entry.plugin}."
+            )
+    return folder
+
+
+def _check_catalog_config(name: str, entry, model) -> None:
+    saved = model.config.model_dump(mode="json")
+    for key, value in entry.config.items():
+        if saved.get(key) != value:
+            raise WeightsError(
+                f"{name}: the catalog says {key}={value!r} but the weights' config.json has {saved.get(key)!r}; "
+                "the catalog and the shipped weights disagree"
+            )

@@ -1,0 +1,252 @@
+"""Finding and loading plugins.
+
+Plugins are modules named under the ``zoo`` entry-point group of installed distributions. The
+core registers its own pieces (``zoo_core.builtin``) through the same hooks. Loading happens once,
+on first use, and is guarded: a plugin that fails to import or registers a wrong object is
+recorded as a problem (``zoo plugins`` shows it with its traceback) and the others keep working.
+
+Environment variables:
+
+* ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (the core's own pieces still load).
+* ``ZOO_PLUGINS=zoo-ae,zoo-vae``: load only these distributions (an allowlist; empty means none).
+* ``ZOO_TRACE_HOOKS=1``: print every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Optional
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginConflictError, UnknownFamilyError
+from .specs import DatasetSpec, FamilySpec, MetricSpec
+
+ENTRY_POINT_GROUP = "zoo"
+CORE_DISTRIBUTION = "zoo-core"
+DEFAULT_PLUGINS = ("zoo_core.builtin",)
+
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str
+    version: str
+
+
+@dataclass
+class PluginRecord:
+    """One loaded (or failed) plugin, as ``zoo plugins`` shows it."""
+
+    name: str
+    distribution: Distribution
+    module: Optional[str] = None
+    hooks: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registered:
+    spec: Any
+    distribution: Distribution
+
+
+class PluginState:
+    """Everything the plugins registered. Built once by ``state()``."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("zoo")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginRecord] = {}
+        self.families: dict[str, Registered] = {}
+        self.datasets: dict[str, Registered] = {}
+        self.metrics: dict[str, Registered] = {}
+        self.catalog_sources: list[tuple[Any, Distribution]] = []
+        #: name -> the distributions that registered it (two or more): using the name is an error.
+        self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
+        if os.environ.get("ZOO_TRACE_HOOKS"):
+            self.pm.trace.root.setwriter(sys.stderr.write)
+            self.pm.enable_tracing()
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        core = Distribution(CORE_DISTRIBUTION, _version(CORE_DISTRIBUTION))
+        for module_name in DEFAULT_PLUGINS:
+            self._register(module_name, core, lambda m=module_name: importlib.import_module(m))
+        if os.environ.get("ZOO_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0"):
+            return
+        allow = os.environ.get("ZOO_PLUGINS")
+        allowed = None if allow is None else {_normalize(n) for n in allow.split(",") if n.strip()}
+        for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = entry_point.dist
+            distribution = Distribution(dist.name, dist.version) if dist else Distribution(entry_point.value, "?")
+            if allowed is not None and _normalize(distribution.name) not in allowed:
+                continue
+            self._register(f"{distribution.name}:{entry_point.name}", distribution, entry_point.load)
+
+    def _register(self, name: str, distribution: Distribution, importer: Callable[[], Any]) -> None:
+        record = PluginRecord(name=name, distribution=distribution)
+        self.plugins[name] = record
+        try:
+            module = importer()
+            record.module = getattr(module, "__name__", repr(module))
+            self.pm.register(module, name=name)
+        except Exception as error:  # a broken plugin must not break the others
+            record.errors.append(
+                f'Error importing plugin "{name}" from {distribution.name} {distribution.version}: '
+                f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+            )
+            return
+        record.hooks = sorted(impl.name for impl in self.pm.get_hookcallers(module) or [])
+        unknown = [h for h in dir(module) if h.startswith("zoo_") and callable(getattr(module, h))
+                   and not hasattr(self.pm.hook, h)]
+        for hook_name in unknown:
+            record.errors.append(f"{name} implements {hook_name}, which is not a zoo hook (typo?)")
+        self._call(name, "zoo_register_families", FamilySpec, self.families)
+        self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
+        self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
+        self._call(name, "zoo_register_catalog", None, None)
+
+    def _call(self, plugin_name: str, hook_name: str, spec_type, table) -> None:
+        record = self.plugins[plugin_name]
+        plugin = self.pm.get_plugin(plugin_name)
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+
+            def register(obj, _kind=hook_name):
+                if spec_type is None:  # a catalog source: validated when the catalog is read
+                    self.catalog_sources.append((obj, record.distribution))
+                    record.registered.append(f"catalog {obj}")
+                    return
+                if not isinstance(obj, spec_type):
+                    raise TypeError(f"{_kind} registered {obj!r}, expected a {spec_type.__name__}")
+                kind = spec_type.__name__.replace("Spec", "").lower()
+                if obj.name in table:
+                    other = table[obj.name].distribution
+                    self.conflicts.setdefault((kind, obj.name), [other]).append(record.distribution)
+                    record.errors.append(
+                        f"{kind} {obj.name!r} is registered by both {other.name} and "
+                        f"{record.distribution.name}; uninstall one of them"
+                    )
+                    return
+                table[obj.name] = Registered(obj, record.distribution)
+                record.registered.append(f"{kind} {obj.name}")
+
+            try:
+                impl.function(register=register)
+            except Exception as error:
+                record.errors.append(
+                    f"{plugin_name}.{hook_name} failed: {type(error).__name__}: {error}\n{traceback.format_exc()}"
+                )
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def _check_conflict(self, kind: str, name: str) -> None:
+        dists = self.conflicts.get((kind, name))
+        if dists:
+            names = " and ".join(f"{d.name} {d.version}" for d in dists)
+            raise PluginConflictError(
+                f"{kind} {name!r} is registered by more than one plugin ({names}); uninstall all but one"
+            )
+
+
+_state: Optional[PluginState] = None
+_lock = threading.Lock()
+
+
+def state() -> PluginState:
+    """The loaded plugins (loading them on first call)."""
+    global _state
+    with _lock:
+        if _state is None:
+            new = PluginState()
+            new.load()
+            _state = new
+        return _state
+
+
+def reset() -> None:
+    """Forget the loaded plugins; the next lookup loads them again (tests, after a pip install)."""
+    global _state
+    with _lock:
+        _state = None
+    from . import catalog
+
+    catalog.reset()
+
+
+def families() -> dict[str, FamilySpec]:
+    return {name: r.spec for name, r in sorted(state().families.items())}
+
+
+def get_family(name: str) -> FamilySpec:
+    s = state()
+    s._check_conflict("family", name)
+    if name not in s.families:
+        import difflib
+
+        known = sorted(s.families)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownFamilyError(
+            f"No installed plugin provides the family {name!r}.{hint} Installed families: "
+            f"{', '.join(known) or 'none'}. Run 'zoo plugins' to see the plugins and their errors."
+        )
+    return s.families[name].spec
+
+
+def family_distribution(name: str) -> Optional[Distribution]:
+    registered = state().families.get(name)
+    return registered.distribution if registered else None
+
+
+def datasets() -> dict[str, DatasetSpec]:
+    return {name: r.spec for name, r in sorted(state().datasets.items())}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    s = state()
+    s._check_conflict("dataset", name)
+    if name not in s.datasets:
+        raise KeyError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(s.datasets)) or 'none'}")
+    return s.datasets[name].spec
+
+
+def metrics() -> dict[str, MetricSpec]:
+    return {name: r.spec for name, r in sorted(state().metrics.items())}
+
+
+def get_metric(name: str) -> MetricSpec:
+    s = state()
+    s._check_conflict("metric", name)
+    if name not in s.metrics:
+        raise KeyError(f"unknown metric {name!r}; registered metrics: {', '.join(sorted(s.metrics)) or 'none'}")
+    return s.metrics[name].spec
+
+
+def plugin_records() -> list[PluginRecord]:
+    return list(state().plugins.values())
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _version(dist_name: str) -> str:
+    try:
+        return metadata.version(dist_name)
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
