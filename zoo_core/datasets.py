@@ -46,7 +46,7 @@ class ImageTensorDataset:
 
         if images.ndim == 3:
             images = images[..., None]
-        self.images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        self.images = torch.from_numpy(np.array(images.transpose(0, 3, 1, 2), copy=True))
         self.labels = None if labels is None else torch.from_numpy(labels.astype(np.int64))
 
     def __len__(self) -> int:

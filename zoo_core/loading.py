@@ -31,7 +31,6 @@ def load(
       * a local folder written by ``save_pretrained`` (``config.json`` + ``model.safetensors``);
       * a Hub repo id ``"org/name"`` or ``"org/name@revision"`` (branch, tag or commit sha).
     """
-    from . import hub
     from .catalog import catalog
 
     text = os.fspath(name_or_path)
@@ -50,6 +49,8 @@ def load(
         model = load_folder(folder, device=device, dtype=dtype)
         _check_catalog_config(text, entry, model)
         return model
+
+    from . import hub
 
     parsed = hub.parse_repo_id(text)
     if parsed is not None:
@@ -170,11 +171,12 @@ def _require_family(family: str, plugin: Optional[str], *, what: str) -> None:
 def _catalog_folder(name: str, entry, *, local_files_only, token) -> Path:
     from importlib import resources
 
-    from . import hub
     from .catalog import HubWeights
 
     weights = entry.weights
     if isinstance(weights, HubWeights):
+        from . import hub
+
         return hub.download_pinned(
             weights.repo, weights.revision, weights.sha256, local_files_only=local_files_only, token=token
         )

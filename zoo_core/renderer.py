@@ -96,3 +96,7 @@ class Renderer(abc.ABC):
     def render(self, cameras: Cameras, **options) -> dict[str, torch.Tensor]:
         """Render every camera. Returns at least ``"rgb"``: ``(N, H, W, 3)`` in ``[0, 1]``, and
         ``"depth"``: ``(N, H, W)`` (expected ray distance)."""
+
+    def turntable_cameras(self, frames: int, *, width: Optional[int] = None, height: Optional[int] = None) -> Cameras:
+        """``frames`` cameras circling the scene at its default intrinsics (``zoo render`` uses them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define a turntable")

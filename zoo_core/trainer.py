@@ -161,7 +161,16 @@ class Trainer:
             if checkpoint is None:
                 accelerator.print(f"no checkpoint in {self.out_dir / CHECKPOINTS}; starting from scratch")
             else:
-                accelerator.load_state(str(checkpoint))
+                if not checkpoint.is_dir():
+                    raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+                try:
+                    accelerator.load_state(str(checkpoint))
+                except RuntimeError as error:
+                    raise ValueError(
+                        f"cannot resume from {checkpoint}: it was written by a different training setup "
+                        f"(model, optimizers or EMA differ): {error}. Resume with the same settings, "
+                        "or train into a fresh --out folder."
+                    ) from None
                 accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
 
         log_path = self.out_dir / "log.jsonl"

@@ -1,0 +1,1 @@
+"""An example zoo plugin (see docs/writing-plugins.md)."""

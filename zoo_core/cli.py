@@ -1,0 +1,354 @@
+"""The ``zoo`` command line. User errors exit with status 2 and one line; ``ZOO_DEBUG=1`` shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+
+class UserError(Exception):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+
+def _parse_assignments(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``["a=1", "b=[2,3]", "c=text"]`` -> values parsed as JSON where they parse, else strings."""
+    result = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_list(args) -> int:
+    from .catalog import catalog, list_models
+    from .plugins import family_distribution
+
+    cat = catalog()
+    for error in cat.errors:
+        print(f"warning: {error.splitlines()[0]} (see 'zoo plugins')", file=sys.stderr)
+    names = list_models(args.pattern)
+    if args.json:
+        print(json.dumps([{"name": n, **cat.entries[n].model_dump(mode="json")} for n in names], indent=2))
+        return 0
+    if not names:
+        print(f"no catalog models match {args.pattern!r}" if args.pattern else "the catalog is empty")
+        return 0
+    rows = [("NAME", "FAMILY", "PLUGIN", "METRICS", "SOURCE")]
+    for name in names:
+        entry = cat.entries[name]
+        installed = family_distribution(entry.family) is not None
+        metrics = ", ".join(f"{m.name}={m.value:.4g}" for m in entry.metrics[:2])
+        rows.append((name, entry.family, entry.plugin + ("" if installed else " (not installed)"), metrics, entry.source))
+    _print_table(rows)
+    return 0
+
+
+def cmd_info(args) -> int:
+    import yaml
+
+    from .catalog import info
+
+    print(yaml.safe_dump(info(args.name), sort_keys=False).rstrip())
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .catalog import catalog
+    from .plugins import plugin_records
+
+    records = plugin_records()
+    catalog_errors = catalog().errors
+    if args.json:
+        print(json.dumps([
+            {"name": r.name, "distribution": r.distribution.name, "version": r.distribution.version,
+             "hooks": r.hooks, "registered": r.registered, "errors": r.errors} for r in records
+        ] + ([{"catalog_errors": catalog_errors}] if catalog_errors else []), indent=2))
+        return 0
+    for record in records:
+        status = "ERROR" if record.errors else "ok"
+        print(f"{record.distribution.name} {record.distribution.version}  [{record.name}]  {status}")
+        if record.hooks:
+            print(f"  hooks: {', '.join(record.hooks)}")
+        if record.registered:
+            print(f"  registered: {', '.join(record.registered)}")
+        for error in record.errors:
+            text = error if args.verbose else error.strip().splitlines()[0]
+            print("  error: " + text.replace("\n", "\n    "))
+    for error in catalog_errors:
+        print("catalog error: " + error.replace("\n", "\n  "))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .images import save_grid
+    from .loading import load
+
+    model = load(args.name, device=args.device)
+    options = _parse_assignments(args.option, "--option")
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    with torch.no_grad():
+        images = model.sample(args.num, generator=generator, **options)
+    if not model.samples_are_images:
+        raise UserError(f"{args.name} does not sample images; see its family's docs")
+    path = save_grid(images.float().cpu(), args.output, nrow=args.nrow)
+    print(f"wrote {images.shape[0]} samples to {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .catalog import catalog
+    from .config import TrainConfig
+    from .loading import _require_family, build, validate_config
+    from .plugins import get_dataset, get_family, families
+
+    cat = catalog()
+    config_overrides: dict[str, Any] = {}
+    train_overrides: dict[str, Any] = {}
+    export: dict[str, Any] = {}
+    if args.target in cat.entries:
+        entry = cat.get(args.target)
+        _require_family(entry.family, entry.plugin, what=f"the catalog model {args.target!r}")
+        family, dataset_name = entry.family, entry.dataset
+        config_overrides, train_overrides = dict(entry.config), dict(entry.train)
+        export = {"dataset": entry.dataset, "license": entry.license}
+    elif args.target in families():
+        family, dataset_name = args.target, None
+    else:
+        cat.get(args.target)  # UnknownModelError with suggestions
+        return 2
+    spec = get_family(family)
+    dataset_name = args.dataset or dataset_name or spec.dataset
+    if not dataset_name:
+        raise UserError(f"the {family} family names no dataset; pass --dataset NAME")
+    config_overrides.update(_parse_assignments(args.set, "--set"))
+    for flag in ("steps", "batch_size", "lr", "seed", "mixed_precision", "checkpoint_every", "grad_accum_steps"):
+        value = getattr(args, flag)
+        if value is not None:
+            train_overrides[flag] = value
+    train_overrides.update(_parse_assignments(args.train_set, "--train-set"))
+    train = validate_config(TrainConfig, train_overrides, where="the training options")
+    from accelerate.utils import set_seed
+
+    set_seed(train.seed)  # the same initial weights in every process
+    dataset = get_dataset(dataset_name).load(args.data, split="train", **_parse_assignments(args.data_option, "--data-option"))
+    model = build(family, config_overrides)
+    from .trainer import Trainer
+
+    out = Path(args.out or f"runs/{args.target}")
+    trainer = Trainer(model, dataset, train, out_dir=out, cpu=args.cpu or None, export=export)
+    result = trainer.fit(resume="latest" if args.resume else None)
+    if trainer.accelerator.is_main_process:
+        print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.samples_per_second:.0f} samples/s); "
+              f"final losses {json.dumps({k: round(v, 5) for k, v in result.last_losses.items()})}")
+        print(f"exported to {result.export_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .loading import load
+    from .plugins import get_metric
+
+    model = load(args.name, device=args.device)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, float] = {}
+    for metric_name in args.metric:
+        spec = get_metric(metric_name)
+        if spec.families and model.family not in spec.families:
+            raise UserError(f"metric {metric_name!r} applies to {', '.join(spec.families)}, not {model.family}")
+        options = _parse_assignments(args.option, "--option")
+        values = spec.compute(model, data=args.data, out_dir=out_dir, **options)
+        results.update(values)
+        for key, value in values.items():
+            print(f"{key}: {value:.6g}")
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push_folder
+
+    folder = Path(args.folder)
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder} is not a save_pretrained folder (no config.json)")
+    url = push_folder(folder, args.repo_id, private=args.private, revision=args.branch,
+                      commit_message=args.message, token=args.token)
+    print(f"pushed {folder} to {args.repo_id}: {url}")
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from .hub import pull
+
+    folder = pull(args.name, revision=args.revision)
+    print(f"{args.name} is ready at {folder}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    import torch
+
+    from .images import save_animation
+    from .loading import load
+    from .renderer import Renderer
+
+    model = load(args.name, device=args.device)
+    if not isinstance(model, Renderer):
+        raise UserError(f"{args.name} is a {model.family} model, which does not render scenes (try 'zoo sample')")
+    width, height = _size(args.size)
+    cameras = model.turntable_cameras(args.frames, width=width, height=height)
+    with torch.no_grad():
+        out = model.render(cameras)
+    frames = out["rgb"].permute(0, 3, 1, 2)
+    path = save_animation(frames, args.output, fps=args.fps)
+    print(f"wrote {args.frames} frames to {path}")
+    if args.depth:
+        depth = out["depth"]
+        depth = (depth - depth.min()) / (depth.max() - depth.min()).clamp_min(1e-8)
+        depth_path = Path(args.output).with_name(Path(args.output).stem + "-depth" + Path(args.output).suffix)
+        save_animation(depth[:, None].expand(-1, 3, -1, -1), depth_path, fps=args.fps)
+        print(f"wrote depth maps to {depth_path}")
+    return 0
+
+
+def _size(text: Optional[str]) -> tuple[Optional[int], Optional[int]]:
+    if not text:
+        return None, None
+    try:
+        width, _, height = text.lower().partition("x")
+        return int(width), int(height or width)
+    except ValueError:
+        raise UserError(f"--size takes WIDTHxHEIGHT, e.g. 100x100, got {text!r}") from None
+
+
+def _print_table(rows) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="zoo", description="A plugin-based zoo of generative models.")
+    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list catalog models", description="List the catalog's models.")
+    p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'ae-*'")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="show one catalog entry", description="Show a catalog entry.")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="list plugins and their errors", description="List installed plugins.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="show full tracebacks of plugin errors")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("sample", help="write a grid of samples", description="Sample a model into a PNG grid.")
+    p.add_argument("name", help="catalog name, org/repo[@rev] or folder")
+    p.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
+    p.add_argument("--nrow", type=int, default=None, help="images per row")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="sampler option, e.g. num_inference_steps=50")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("train", help="train a catalog model or a family", description=(
+        "Train a catalog model (its config and hyperparameters) or a family (its defaults). Runs on one "
+        "process here, or many under 'accelerate launch' / 'torchrun'."))
+    p.add_argument("target", metavar="NAME_OR_FAMILY")
+    p.add_argument("--data", default=None, help="dataset folder or file (default: the usual location)")
+    p.add_argument("--dataset", default=None, help="registered dataset name (default: the entry's or family's)")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="dataset reader option")
+    p.add_argument("--out", default=None, help="output folder (default runs/NAME)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--grad-accum-steps", dest="grad_accum_steps", type=int)
+    p.add_argument("--mixed-precision", dest="mixed_precision", choices=["no", "fp16", "bf16"])
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config override")
+    p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="any other TrainConfig field")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="measure metrics", description="Compute metrics of a model.")
+    p.add_argument("name")
+    p.add_argument("--metric", action="append", required=True, help="metric name (repeatable); see 'zoo plugins'")
+    p.add_argument("--data", default=None, help="dataset folder or file")
+    p.add_argument("-o", "--out", default="eval", help="folder for images and metrics.json (default eval)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="metric option")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("push", help="upload a saved model to the Hub", description="Push a save_pretrained folder.")
+    p.add_argument("folder")
+    p.add_argument("repo_id")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--branch", default=None, help="branch to commit to (created if missing)")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("pull", help="download a model into the cache", description="Pre-download a model.")
+    p.add_argument("name", help="catalog name or org/repo[@rev]")
+    p.add_argument("--revision", default=None)
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("render", help="render a scene turntable", description="Render a turntable of a scene model.")
+    p.add_argument("name")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("-o", "--output", default="turntable.gif")
+    p.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the model's)")
+    p.add_argument("--fps", type=int, default=15)
+    p.add_argument("--depth", action="store_true", help="also write depth maps")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .errors import ZooError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ZooError, FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"zoo: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
