@@ -10,10 +10,10 @@ import difflib
 import fnmatch
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from .errors import CatalogError, PluginConflictError, UnknownModelError
 
@@ -63,6 +63,18 @@ class HubWeights(_Strict):
         return value
 
 
+def _weights_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "hub" if "repo" in value else "package"
+    return "hub" if isinstance(value, HubWeights) else "package"
+
+
+Weights = Annotated[
+    Union[Annotated[PackageWeights, Tag("package")], Annotated[HubWeights, Tag("hub")]],
+    Discriminator(_weights_kind),
+]
+
+
 class MetricEntry(_Strict):
     name: str
     value: float
@@ -77,7 +89,7 @@ class CatalogEntry(_Strict):
     plugin: str = Field(description="The distribution that provides the family, e.g. zoo-ae.")
     description: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="Overrides on the family's default config.")
-    weights: Union[PackageWeights, HubWeights]
+    weights: Weights = Field(description="Where the files are: {package, path, sha256} or {repo, revision, sha256}.")
     dataset: Optional[str] = None
     license: Optional[str] = None
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides that trained it.")
@@ -154,7 +166,7 @@ def _explain(error: ValidationError, label: str) -> str:
         if len(location) >= 2 and location[0] == "models":
             where = f"entry {location[1]!r}, "
             location = location[2:]
-        field = ".".join(str(p) for p in location if not str(p).endswith("Weights")) or "(top level)"
+        field = ".".join(str(p) for p in location if str(p) not in ("package", "hub")) or "(top level)"
         lines.append(f"  {where}field {field}: {item['msg']}")
     return "\n".join(lines)
 

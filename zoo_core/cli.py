@@ -226,6 +226,34 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """Load every installed catalog model; write sample grids, and turntables for scene models."""
+    import torch
+
+    from .catalog import catalog, list_models
+    from .images import save_animation, save_grid
+    from .loading import load
+    from .plugins import family_distribution
+    from .renderer import Renderer
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in list_models(args.pattern) if family_distribution(catalog().entries[n].family)]
+    if not names:
+        raise UserError("no installed catalog model to run; 'zoo list' shows the catalog")
+    for name in names:
+        model = load(name, device=args.device)
+        generator = torch.Generator(device=model.device).manual_seed(0)
+        with torch.no_grad():
+            if isinstance(model, Renderer):
+                frames = model.render(model.turntable_cameras(args.frames))["rgb"].permute(0, 3, 1, 2)
+                path = save_animation(frames, out / f"{name}-turntable.gif")
+            else:
+                path = save_grid(model.sample(args.num, generator=generator).float().cpu(), out / f"{name}.png")
+        print(f"{name}: wrote {path}", flush=True)
+    return 0
+
+
 def _size(text: Optional[str]) -> tuple[Optional[int], Optional[int]]:
     if not text:
         return None, None
@@ -319,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="catalog name or org/repo[@rev]")
     p.add_argument("--revision", default=None)
     p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("demo", help="sample every catalog model into a folder", description=(
+        "Load every installed catalog model (offline: shipped weights or the cache) and write sample grids, "
+        "and turntables for scene models, into a folder."))
+    p.add_argument("-o", "--out", default="zoo-output", help="folder (default zoo-output)")
+    p.add_argument("pattern", nargs="?", help="only models matching this wildcard")
+    p.add_argument("-n", "--num", type=int, default=64, help="samples per model (default 64)")
+    p.add_argument("--frames", type=int, default=24, help="turntable frames (default 24)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("render", help="render a scene turntable", description="Render a turntable of a scene model.")
     p.add_argument("name")

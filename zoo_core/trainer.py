@@ -101,6 +101,7 @@ class Trainer:
         export: Optional[dict[str, Any]] = None,
     ):
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
         from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
 
         self.model, self.dataset, self.train = model, dataset, train
@@ -112,6 +113,9 @@ class Trainer:
             raise ValueError(f"{type(model).__name__}.configure_optimizers returned no optimizer")
         if len(self.optimizers) > 1 and train.grad_accum_steps > 1:
             raise ValueError("grad_accum_steps > 1 is not supported for families with several optimizers")
+        # Each Trainer owns its precision and accumulation settings: forget an earlier Trainer's (in
+        # this process) while keeping the distributed setup (PartialState) as it is.
+        AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = Accelerator(
             cpu=bool(cpu) if cpu is not None else not torch.cuda.is_available(),
             mixed_precision=train.mixed_precision,
