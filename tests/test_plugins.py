@@ -113,11 +113,19 @@ def test_hookspecs_and_the_plugin_guide_agree():
 
 def test_import_zoo_and_zoo_list_do_not_import_torch_or_model_code():
     code = (
-        "import sys, zoo\n"
+        "import sys\n"
+        "from importlib import metadata\n"
+        "import zoo\n"
         "from zoo_core.cli import main\n"
-        "main(['list']); main(['plugins'])\n"
-        "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.') or m.endswith('.model'))\n"
+        "main(['list']); main(['plugins']); zoo.list_models(); zoo.families()\n"
+        "entry_modules = {ep.value.split(':')[0] for ep in metadata.entry_points(group='zoo')}\n"
+        "packages = {m.split('.')[0] for m in entry_modules}\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'torch'\n"
+        "               or (m.split('.')[0] in packages and m not in entry_modules and '.' in m))\n"
+        "print('PLUGINS', len(entry_modules))\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "HEAVY []", out
+    lines = out.strip().splitlines()
+    assert int(lines[-2].split()[1]) >= 5, out  # the first-party plugins were loaded
+    assert lines[-1] == "HEAVY []", out

@@ -8,6 +8,10 @@ from typing import Any, Optional
 import yaml
 
 
+#: What the usage snippet loads when the card is written without a repo id (a local folder).
+LOCAL_TARGET = "path/to/this/folder"
+
+
 def model_card(
     config: dict[str, Any],
     *,
@@ -44,7 +48,7 @@ def model_card(
                 ],
             }
         ]
-    load_target = repo_id or "path/to/this/folder"
+    load_target = repo_id or LOCAL_TARGET
     lines = [
         "---",
         yaml.safe_dump(metadata, sort_keys=False).strip(),
@@ -75,3 +79,19 @@ def model_card(
         lines.append("")
     lines += ["## Config", "", "```json", json.dumps(config["config"], indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def retarget(card: str, repo_id: str) -> str:
+    """A card written for a local folder, rewritten to name ``repo_id`` (title and usage snippet).
+
+    ``zoo push DIR org/name`` uploads a folder saved without a repo id; its card then shows
+    ``zoo.load("org/name")`` as the Hub page's usage. Cards not written by the zoo are unchanged.
+    """
+    if f'zoo.load("{LOCAL_TARGET}")' not in card:
+        return card
+    lines = card.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("# a ") and line.endswith(" model"):
+            lines[i] = f"# {repo_id}"
+            break
+    return "\n".join(lines).replace(f'zoo.load("{LOCAL_TARGET}")', f'zoo.load("{repo_id}")')

@@ -187,7 +187,7 @@ def cmd_push(args) -> int:
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder} is not a save_pretrained folder (no config.json)")
     url = push_folder(folder, args.repo_id, private=args.private, revision=args.branch,
-                      commit_message=args.message, token=args.token)
+                      commit_message=args.message, token=args.token, tag=args.tag)
     print(f"pushed {folder} to {args.repo_id}: {url}")
     return 0
 
@@ -339,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id")
     p.add_argument("--private", action="store_true")
     p.add_argument("--branch", default=None, help="branch to commit to (created if missing)")
+    p.add_argument("--tag", default=None, help="tag the new commit (e.g. v1)")
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
     p.set_defaults(func=cmd_push)

@@ -166,11 +166,13 @@ class Generator(nn.Module, abc.ABC):
         revision: Optional[str] = None,
         commit_message: Optional[str] = None,
         token: Optional[str] = None,
+        tag: Optional[str] = None,
         metrics: Optional[Iterable[Mapping[str, Any]]] = None,
         dataset: Optional[str] = None,
         license: Optional[str] = None,
     ) -> str:
-        """Save to a temporary folder and upload it to the Hub; returns the commit URL."""
+        """Save to a temporary folder and upload it to the Hub in one commit (creating the repo, and
+        the branch ``revision``, when missing; tagging the commit ``tag`` if given). Returns its URL."""
         import tempfile
 
         from .hub import push_folder
@@ -178,7 +180,8 @@ class Generator(nn.Module, abc.ABC):
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, metrics=metrics, dataset=dataset, license=license, repo_id=repo_id)
             return push_folder(
-                tmp, repo_id, private=private, revision=revision, commit_message=commit_message, token=token
+                tmp, repo_id, private=private, revision=revision, commit_message=commit_message, token=token,
+                tag=tag,
             )
 
 

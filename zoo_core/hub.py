@@ -169,9 +169,13 @@ def _api(token: Optional[str]):
     return HfApi(endpoint=endpoint(), token=token, library_name="zoo", library_version=__version__)
 
 
+def _storage(repo_id: str) -> Path:
+    return cache_dir() / ("models--" + repo_id.replace("/", "--"))
+
+
 def cached_revisions(repo_id: str) -> dict[str, str]:
     """What the cache holds for ``repo_id``: ``{branch or tag: commit}`` plus ``{commit: commit}``."""
-    storage = cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    storage = _storage(repo_id)
     found: dict[str, str] = {}
     refs = storage / "refs"
     if refs.is_dir():
@@ -308,6 +312,8 @@ def snapshot(
     validate_repo_id(repo_id)
     revision = validate_revision(revision or "main")
     offline_now = bool(local_files_only) or offline()
+    blobs = _storage(repo_id) / "blobs"
+    cached_before = {p.name for p in blobs.iterdir()} if blobs.is_dir() else set()
     with _hub_errors(repo_id, revision, token=token, offline_now=offline_now):
         folder = Path(
             snapshot_download(
@@ -323,7 +329,9 @@ def snapshot(
         )
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
             _refuse_incomplete(repo_id, revision, folder, token=token, offline_now=offline_now)
-        if not offline_now:
+        fresh = [name for name in MODEL_FILES if (folder / name).exists()
+                 and (folder / name).resolve().name not in cached_before]
+        if fresh and not offline_now:  # files already cached were checked when they were downloaded
             _verify_against_hub(repo_id, folder, token=token)
     return folder
 
@@ -351,7 +359,15 @@ def _refuse_incomplete(repo_id: str, revision: str, folder: Path, *, token, offl
 
 def _verify_against_hub(repo_id: str, folder: Path, *, token) -> None:
     """Compare the downloaded files with the hashes the Hub lists; remove and refuse mismatches."""
-    verification = _api(token).verify_repo_checksums(repo_id, revision=folder.name, cache_dir=cache_dir())
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    try:
+        verification = _api(token).verify_repo_checksums(repo_id, revision=folder.name, cache_dir=cache_dir())
+    except (httpx2.TransportError, hf.HfHubHTTPError, hf.OfflineModeIsEnabled):
+        # snapshot_download fell back to the cache (Hub unreachable, or no access any more): those
+        # files were checked when they were downloaded.
+        return
     bad = [m for m in verification.mismatches if m["path"] in MODEL_FILES]
     if bad:
         for mismatch in bad:
@@ -467,7 +483,8 @@ def push_folder(
     """Upload a ``save_pretrained`` folder to ``repo_id`` (created if missing); returns the commit URL.
 
     ``revision`` is a branch (created from main if missing). ``tag`` tags the new commit.
-    Only ``config.json``, ``model.safetensors`` and ``README.md`` are uploaded.
+    Only ``config.json``, ``model.safetensors`` and ``README.md`` are uploaded, in one commit; a
+    card written for a local folder is rewritten so that its usage snippet loads ``repo_id``.
     """
     folder = Path(folder)
     validate_repo_id(repo_id)
@@ -489,16 +506,34 @@ def push_folder(
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if branch is not None:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            revision=branch,
+        commit = api.create_commit(
+            repo_id,
+            operations=_additions(folder, repo_id),
             commit_message=message,
-            allow_patterns=list(MODEL_FILES),
+            revision=branch,
         )
         if tag is not None:
             api.create_tag(repo_id, tag=tag, revision=commit.oid)
     return str(commit.commit_url)
+
+
+def _additions(folder: Path, repo_id: str) -> list:
+    """One CommitOperationAdd per model file; the card's usage snippet is made to name ``repo_id``."""
+    from huggingface_hub import CommitOperationAdd
+
+    from .card import retarget
+
+    operations = []
+    for name in MODEL_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name == "README.md":
+            content = retarget(path.read_text("utf-8"), repo_id).encode("utf-8")
+            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+        else:
+            operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=path))
+    return operations
 
 
 def _family_of(folder: Path) -> str:
