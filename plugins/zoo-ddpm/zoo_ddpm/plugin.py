@@ -1,0 +1,33 @@
+"""Entry point of zoo-ddpm: registers the "ddpm" family and its metric (imports nothing heavy)."""
+
+from zoo_core.plugins import hookimpl
+from zoo_core.specs import FamilySpec, MetricSpec
+
+
+@hookimpl
+def zoo_register_families(register):
+    register(
+        FamilySpec(
+            name="ddpm",
+            config="zoo_ddpm.model:DDPMConfig",
+            model="zoo_ddpm.model:DDPM",
+            description="Denoising diffusion (Ho et al. 2020): UNet eps_theta, L_simple, ancestral or strided sampling",
+            dataset="cifar10",
+            tiny_config={
+                "image_size": 16, "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
+                "attention_resolutions": [8], "num_train_timesteps": 10, "norm_groups": 4,
+            },
+        )
+    )
+
+
+@hookimpl
+def zoo_register_metrics(register):
+    register(
+        MetricSpec(
+            "ddpm_loss",
+            "zoo_ddpm.metrics:ddpm_loss",
+            "Held-out L_simple (noise-prediction MSE) and a Monte Carlo estimate of the variational bound in bits/dim",
+            families=("ddpm",),
+        )
+    )

@@ -1,0 +1,31 @@
+"""Entry point of zoo-gan: registers the "gan" family and the Parzen-window metric (imports nothing heavy)."""
+
+from zoo_core.plugins import hookimpl
+from zoo_core.specs import FamilySpec, MetricSpec
+
+
+@hookimpl
+def zoo_register_families(register):
+    register(
+        FamilySpec(
+            name="gan",
+            config="zoo_gan.model:GANConfig",
+            model="zoo_gan.model:GAN",
+            description="Generative adversarial nets (Goodfellow et al. 2014): MLP or DCGAN-style G and D",
+            dataset="mnist",
+            tiny_config={"latent_dim": 8, "hidden_dim": 16},
+        )
+    )
+
+
+@hookimpl
+def zoo_register_metrics(register):
+    register(
+        MetricSpec(
+            "parzen",
+            "zoo_gan.metrics:parzen",
+            "Parzen-window (Gaussian KDE) log-likelihood of MNIST test images under samples, sigma chosen on a "
+            "validation split (Goodfellow et al. 2014, Table 1); high-variance and easily fooled, see docs",
+            families=None,
+        )
+    )

@@ -1,0 +1,30 @@
+"""Entry point of zoo-vae: registers the "vae" family and its metrics (imports nothing heavy)."""
+
+from zoo_core.plugins import hookimpl
+from zoo_core.specs import FamilySpec, MetricSpec
+
+
+@hookimpl
+def zoo_register_families(register):
+    register(
+        FamilySpec(
+            name="vae",
+            config="zoo_vae.model:VAEConfig",
+            model="zoo_vae.model:VAE",
+            description="Variational autoencoder (Kingma & Welling 2013): Gaussian encoder, ELBO, z ~ N(0, I) sampling",
+            dataset="mnist",
+            tiny_config={"hidden_dim": 32, "latent_dim": 4},
+        )
+    )
+
+
+@hookimpl
+def zoo_register_metrics(register):
+    register(
+        MetricSpec(
+            "elbo",
+            "zoo_vae.metrics:elbo",
+            "Test ELBO and importance-sampled log-likelihood (nats per image; Burda et al. 2015 estimator)",
+            families=("vae",),
+        )
+    )
