@@ -1,0 +1,1 @@
+"""NeRF for the zoo: ``NeRF`` (a Generator and a Renderer), ray datasets and the held-out PSNR metric."""
