@@ -91,21 +91,44 @@ def cmd_plugins(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def _write_samples(model, path, *, num: int, seed: int, nrow: Optional[int] = None, **options) -> Path:
+    """``num`` seeded samples of an image model, as one PNG grid."""
     import torch
 
     from .images import save_grid
+
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    with torch.no_grad():
+        images = model.sample(num, generator=generator, **options)
+    return save_grid(images.float().cpu(), path, nrow=nrow)
+
+
+def _write_turntable(model, path, *, frames: int, width=None, height=None, fps: int = 15, depth: bool = False):
+    """Render ``frames`` turntable views of a scene model into an animation (and depth maps)."""
+    import torch
+
+    from .images import save_animation
+
+    with torch.no_grad():
+        out = model.render(model.turntable_cameras(frames, width=width, height=height))
+    written = [save_animation(out["rgb"].permute(0, 3, 1, 2), path, fps=fps)]
+    if depth:
+        d = out["depth"]
+        d = (d - d.min()) / (d.max() - d.min()).clamp_min(1e-8)
+        depth_path = Path(path).with_name(Path(path).stem + "-depth" + Path(path).suffix)
+        written.append(save_animation(d[:, None].expand(-1, 3, -1, -1), depth_path, fps=fps))
+    return written
+
+
+def cmd_sample(args) -> int:
     from .loading import load
 
     model = load(args.name, device=args.device)
-    options = _parse_assignments(args.option, "--option")
-    generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    with torch.no_grad():
-        images = model.sample(args.num, generator=generator, **options)
     if not model.samples_are_images:
         raise UserError(f"{args.name} does not sample images; see its family's docs")
-    path = save_grid(images.float().cpu(), args.output, nrow=args.nrow)
-    print(f"wrote {images.shape[0]} samples to {path}")
+    options = _parse_assignments(args.option, "--option")
+    path = _write_samples(model, args.output, num=args.num, seed=args.seed, nrow=args.nrow, **options)
+    print(f"wrote {args.num} samples to {path}")
     return 0
 
 
@@ -166,11 +189,11 @@ def cmd_eval(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, float] = {}
+    options = _parse_assignments(args.option, "--option")
     for metric_name in args.metric:
         spec = get_metric(metric_name)
         if spec.families and model.family not in spec.families:
             raise UserError(f"metric {metric_name!r} applies to {', '.join(spec.families)}, not {model.family}")
-        options = _parse_assignments(args.option, "--option")
         values = spec.compute(model, data=args.data, out_dir=out_dir, **options)
         results.update(values)
         for key, value in values.items():
@@ -201,9 +224,6 @@ def cmd_pull(args) -> int:
 
 
 def cmd_render(args) -> int:
-    import torch
-
-    from .images import save_animation
     from .loading import load
     from .renderer import Renderer
 
@@ -211,27 +231,17 @@ def cmd_render(args) -> int:
     if not isinstance(model, Renderer):
         raise UserError(f"{args.name} is a {model.family} model, which does not render scenes (try 'zoo sample')")
     width, height = _size(args.size)
-    cameras = model.turntable_cameras(args.frames, width=width, height=height)
-    with torch.no_grad():
-        out = model.render(cameras)
-    frames = out["rgb"].permute(0, 3, 1, 2)
-    path = save_animation(frames, args.output, fps=args.fps)
-    print(f"wrote {args.frames} frames to {path}")
+    written = _write_turntable(model, args.output, frames=args.frames, width=width, height=height, fps=args.fps,
+                               depth=args.depth)
+    print(f"wrote {args.frames} frames to {written[0]}")
     if args.depth:
-        depth = out["depth"]
-        depth = (depth - depth.min()) / (depth.max() - depth.min()).clamp_min(1e-8)
-        depth_path = Path(args.output).with_name(Path(args.output).stem + "-depth" + Path(args.output).suffix)
-        save_animation(depth[:, None].expand(-1, 3, -1, -1), depth_path, fps=args.fps)
-        print(f"wrote depth maps to {depth_path}")
+        print(f"wrote depth maps to {written[1]}")
     return 0
 
 
 def cmd_demo(args) -> int:
     """Load every installed catalog model; write sample grids, and turntables for scene models."""
-    import torch
-
     from .catalog import catalog, list_models
-    from .images import save_animation, save_grid
     from .loading import load
     from .plugins import family_distribution
     from .renderer import Renderer
@@ -243,13 +253,10 @@ def cmd_demo(args) -> int:
         raise UserError("no installed catalog model to run; 'zoo list' shows the catalog")
     for name in names:
         model = load(name, device=args.device)
-        generator = torch.Generator(device=model.device).manual_seed(0)
-        with torch.no_grad():
-            if isinstance(model, Renderer):
-                frames = model.render(model.turntable_cameras(args.frames))["rgb"].permute(0, 3, 1, 2)
-                path = save_animation(frames, out / f"{name}-turntable.gif")
-            else:
-                path = save_grid(model.sample(args.num, generator=generator).float().cpu(), out / f"{name}.png")
+        if isinstance(model, Renderer):
+            path = _write_turntable(model, out / f"{name}-turntable.gif", frames=args.frames)[0]
+        else:
+            path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0)
         print(f"{name}: wrote {path}", flush=True)
     return 0
 

@@ -389,12 +389,6 @@ def _evict(pointer: Path) -> None:
         blob.unlink(missing_ok=True)
 
 
-def sha256_file(path: Path) -> str:
-    from .loading import sha256_file as digest
-
-    return digest(Path(path))
-
-
 def download_pinned(
     repo: str,
     revision: str,
@@ -430,6 +424,8 @@ def download_pinned(
                     library_name="zoo",
                 )
             )
+        from .loading import sha256_file
+
         actual = sha256_file(path)
         if actual != sha256[name]:
             _evict(path)

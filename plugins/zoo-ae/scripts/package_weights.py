@@ -12,7 +12,6 @@ write the entry (sha256 of every file, the metrics and the commands) into ``cata
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 import yaml
 
 import zoo
+from zoo_core.loading import sha256_file
 from zoo_ae import metrics as ae_metrics
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -30,10 +30,6 @@ FUNCTIONS = {
     "sparsity": ae_metrics.sparsity,
     "contractive": ae_metrics.contractive,
 }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -88,7 +84,7 @@ def main() -> None:
         "description": args.description,
         "config": shipped.config.model_dump(mode="json", exclude_defaults=True),
         "weights": {"package": "zoo_ae", "path": f"weights/{args.name}",
-                    "sha256": {p.name: sha256(p) for p in sorted(target.iterdir()) if p.is_file()}},
+                    "sha256": {p.name: sha256_file(p) for p in sorted(target.iterdir()) if p.is_file()}},
         "dataset": "mnist",
         "license": "apache-2.0",
         "train": json.loads(args.train),
