@@ -30,10 +30,13 @@ from zoo_nerf.metrics import evaluate_views
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf"
 
 # CPU-sized settings of each configuration (model config overrides, optimizer)
-PAPER = dict(config=dict(variant="paper"), lr=5e-4, betas=(0.9, 0.999), batch=1024)
+# lr_decay(f): the learning rate's factor after a fraction f of the wall-clock budget
+PAPER = dict(config=dict(variant="paper"), lr=5e-4, betas=(0.9, 0.999), batch=1024,
+             lr_decay=lambda f: 0.1**f, lr_schedule="0.1 ** f")  # the paper: decays 10x over the run (here: the budget)
 # fast: the first warmup_steps use a quarter of the batch (before the occupancy grid has found the empty space,
-# every ray costs all n_samples)
-FAST = dict(config=dict(variant="fast"), lr=1e-2, betas=(0.9, 0.99), batch=4096, warmup_batch=1024, warmup_steps=64)
+# every ray costs all n_samples); the learning rate is constant for half the budget, then decays 10x
+FAST = dict(config=dict(variant="fast"), lr=1e-2, betas=(0.9, 0.99), batch=4096, warmup_batch=1024, warmup_steps=64,
+            lr_decay=lambda f: 0.1 ** max(0.0, 2.0 * f - 1.0), lr_schedule="0.1 ** max(0, 2 f - 1)")
 
 
 def scene(res: int):
@@ -73,9 +76,8 @@ def train(name, settings, train_set, eval_rays, *, minutes: float, checkpoints, 
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
-        if settings is PAPER:  # the paper's schedule: lr decays 10x over the run (here: over the budget)
-            for group in optimizer.param_groups:
-                group["lr"] = settings["lr"] * 0.1 ** (clock / budget)
+        for group in optimizer.param_groups:
+            group["lr"] = settings["lr"] * settings["lr_decay"](min(clock / budget, 1.0))
         clock += time.perf_counter() - start
         step += 1
         if marks and clock >= marks[0]:
@@ -183,7 +185,8 @@ def main(argv=None):
             models[name], curves[name] = train(name, settings, train_set, eval_rays, minutes=minutes, **common)
             log(f"# load average after {name}: {open('/proc/loadavg').read().split()[:3]}")
 
-    summary = {"res": args.res, "curves": curves, "settings": {"paper": PAPER, "fast": FAST}}
+    summary = {"res": args.res, "curves": curves, "settings": {name: {k: v for k, v in settings.items() if not callable(v)}
+                                                              for name, settings in (("paper", PAPER), ("fast", FAST))}}
     if "fast" in models:
         models["fast"].eval()
         scores, renders = evaluate_views(models["fast"], val_set)

@@ -16,7 +16,7 @@ from zoo_core.config import TrainConfig
 from zoo_core.plugins import get_dataset, get_metric
 from zoo_core.renderer import Cameras
 from zoo_nerf.data import NeRFDataError, load_blender, load_npz
-from zoo_nerf.model import composite, positional_encoding, sample_pdf
+from zoo_nerf.model import HashGrid, composite, positional_encoding, sample_pdf
 
 DATA = Path(__file__).parents[2] / "shared" / "data" / "nerf"
 TINY_NPZ = DATA / "lego_tiny_80views.npz"
@@ -115,6 +115,18 @@ def test_rays_that_miss_the_scene_show_the_background():
     torch.testing.assert_close(out["rgb"], torch.ones(5, 3))
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_fast_variant_renders_background_when_no_sample_is_shaded(grad):
+    """Rays that leave the scene's box: the hash grid is queried with zero points (a chunk of sky)."""
+    model = zoo.build("nerf", variant="fast", background="white", hash_levels=2, hash_log2_size=8, mlp_hidden=8, n_samples=8)
+    origins = torch.tensor([[0.0, 0.0, 5.0]]).repeat(4, 1)
+    directions = torch.tensor([[0.0, 0.0, 1.0]]).repeat(4, 1)  # pointing away from the box
+    with torch.set_grad_enabled(grad):
+        out = model.render_rays(origins, directions, perturb=grad)
+    torch.testing.assert_close(out["rgb"], torch.ones(4, 3))
+    assert float(out["samples_per_ray"]) == 0.0
+
+
 def test_inverse_transform_sampler_follows_its_pdf():
     bins = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
     weights = torch.tensor([[1.0, 0.0, 3.0, 0.5]])
@@ -149,6 +161,44 @@ def test_positional_encoding_values():
         torch.testing.assert_close(cos, torch.cos(2**k * math.pi * p[0]))
     # the paper's sizes: 3 + 60 for positions (L = 10), 3 + 24 for directions (L = 4)
     assert positional_encoding(p, 10).shape[-1] == 63 and positional_encoding(p, 4).shape[-1] == 27
+
+
+def hash_grid_reference(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
+    """instant-ngp's encoding written point by point with Python integers (Sec. 3, Eq. 4)."""
+    rows = []
+    for point in x.tolist():
+        features = []
+        for level, resolution in enumerate(grid.resolutions.tolist()):
+            scaled = [min(max(p, 0.0), 1.0 - 1e-6) * resolution for p in point]
+            lower = [math.floor(s) for s in scaled]
+            value = torch.zeros(grid.features)
+            for corner in range(8):
+                vertex = [lower[axis] + ((corner >> axis) & 1) for axis in range(3)]
+                if (resolution + 1) ** 3 <= grid.table_size:
+                    index = vertex[0] + vertex[1] * (resolution + 1) + vertex[2] * (resolution + 1) ** 2
+                else:
+                    index = (vertex[0] * 1 ^ vertex[1] * 2654435761 ^ vertex[2] * 805459861) % grid.table_size
+                weight = math.prod(s - l if (corner >> axis) & 1 else 1.0 - (s - l)
+                                   for axis, (s, l) in enumerate(zip(scaled, lower)))
+                value = value + weight * grid.table[level * grid.table_size + index]
+            features.append(value)
+        rows.append(torch.cat(features))
+    return torch.stack(rows)
+
+
+def test_hash_grid_matches_the_papers_encoding_and_its_gradient():
+    torch.manual_seed(0)
+    grid = HashGrid(levels=5, features=2, log2_size=10, base_resolution=4, max_resolution=64)
+    assert 0 < grid.dense_levels < grid.levels  # both the direct and the hashed lookup are exercised
+    with torch.no_grad():
+        grid.table.normal_()
+    x = torch.cat([torch.rand(40, 3), torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.25, 1.0]])])
+    encoded, expected = grid(x), hash_grid_reference(grid, x)
+    torch.testing.assert_close(encoded, expected, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(encoded)
+    (grad,) = torch.autograd.grad((encoded * upstream).sum(), grid.table)
+    (grad_expected,) = torch.autograd.grad((expected * upstream).sum(), grid.table)
+    torch.testing.assert_close(grad, grad_expected, rtol=1e-4, atol=1e-5)
 
 
 def test_paper_model_has_the_papers_architecture():

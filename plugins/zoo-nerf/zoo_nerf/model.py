@@ -125,7 +125,9 @@ class HashGrid(nn.Module):
     Level l has resolution N_l = floor(N_min * b^l), b = exp((ln N_max - ln N_min) / (L - 1)). A point's
     8 surrounding vertices index the level's table directly when (N_l + 1)^3 <= T, else through the
     spatial hash (x1 pi1 xor x2 pi2 xor x3 pi3) mod T; their features are trilinearly interpolated.
-    All levels are looked up at once with one gather (``F.embedding``) on the concatenated tables.
+    All levels are looked up at once with one gather on the concatenated tables.
+
+    Positions get no gradient (the NeRF loss does not need one).
     """
 
     PRIMES = (1, 2654435761, 805459861)
@@ -137,12 +139,20 @@ class HashGrid(nn.Module):
         resolutions = torch.tensor([math.floor(base_resolution * growth**l) for l in range(levels)], dtype=torch.long)
         dense = (resolutions + 1) ** 3 <= size
         self.table_size, self.levels, self.features = size, levels, features
+        # resolutions grow with l, so the directly indexed levels come first
+        self.dense_levels = int(dense.sum())
         self.table = nn.Parameter(torch.empty(levels * size, features).uniform_(-1e-4, 1e-4))
+        # Only the low log2 T bits of the hash are used, and the low bits of a product and of a xor
+        # depend only on the low bits of their operands: the primes can be reduced mod T, which keeps
+        # the arithmetic in int32 (half the memory traffic of int64) whenever it cannot overflow.
+        side = resolutions + 1
+        strides = torch.stack([torch.ones_like(side), side, side * side], 1)
+        primes = torch.tensor([p % size for p in self.PRIMES])
+        multipliers = torch.where(dense[:, None], strides, primes[None, :])  # (L, 3)
+        index_dtype = torch.int32 if int(side.max()) * size < 2**31 else torch.long
         self.register_buffer("resolutions", resolutions, persistent=False)
-        self.register_buffer("dense", dense, persistent=False)
-        self.register_buffer("offsets", torch.arange(levels, dtype=torch.long) * size, persistent=False)
-        corners = torch.tensor([[(c >> 0) & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8)], dtype=torch.long)
-        self.register_buffer("corners", corners, persistent=False)
+        self.register_buffer("multipliers", multipliers.to(index_dtype), persistent=False)
+        self.register_buffer("offsets", (torch.arange(levels) * size).to(index_dtype), persistent=False)
 
     @property
     def out_dim(self) -> int:
@@ -150,40 +160,46 @@ class HashGrid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (M, 3) in [0, 1] -> (M, L * F)."""
-        m = x.shape[0]
+        m, nd = x.shape[0], self.dense_levels
         scaled = x.clamp(0.0, 1.0 - 1e-6)[:, None, :] * self.resolutions[None, :, None].to(x.dtype)  # (M, L, 3)
         cell = scaled.floor()
         frac = scaled - cell
-        corner = torch.stack([cell.long(), cell.long() + 1], -1)  # (M, L, 3, 2): per axis, the two vertices
-        cx, cy, cz = corner.unbind(2)  # each (M, L, 2)
-        side = (self.resolutions + 1)[None, :, None]
-        # the 8 vertices as a (2, 2, 2) outer combination of the per-axis parts
-        dense_index = cx[..., :, None, None] + (cy * side)[..., None, :, None] + (cz * side * side)[..., None, None, :]
-        hashed = (cx * self.PRIMES[0])[..., :, None, None] ^ (cy * self.PRIMES[1])[..., None, :, None] ^ (cz * self.PRIMES[2])[..., None, None, :]
-        index = torch.where(self.dense[None, :, None, None, None], dense_index, hashed & (self.table_size - 1))
-        index = (index + self.offsets[None, :, None, None, None]).reshape(m, -1)  # (M, L * 8)
-        w = torch.stack([1.0 - frac, frac], -1)  # (M, L, 3, 2) trilinear weights per axis
-        weight = (w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]).reshape(m, self.levels, 8, 1)
-        features = _Gather.apply(self.table, index).view(m, self.levels, 8, self.features)  # one gather, all levels
-        return (features * weight).sum(2).reshape(m, -1)
+        lower = cell.to(self.multipliers.dtype) * self.multipliers  # per axis, the vertex below, pre-multiplied
+        vertex = (lower.unbind(-1), (lower + self.multipliers).unbind(-1))  # [0 | 1][axis] -> (M, L)
+        weight_1d = ((1.0 - frac).unbind(-1), frac.unbind(-1))
+        indices, weights = [], []
+        for corner in range(8):  # (M, L) tensors per corner: contiguous, unlike one (M, L, 2, 2, 2) broadcast
+            bits = (corner & 1, (corner >> 1) & 1, (corner >> 2) & 1)
+            vx, vy, vz = (vertex[b][axis] for axis, b in enumerate(bits))
+            direct = vx[:, :nd] + vy[:, :nd] + vz[:, :nd]
+            hashed = (vx[:, nd:] ^ vy[:, nd:] ^ vz[:, nd:]) & (self.table_size - 1)
+            indices.append(torch.cat([direct, hashed], 1) + self.offsets)
+            weights.append(weight_1d[bits[0]][0] * weight_1d[bits[1]][1] * weight_1d[bits[2]][2])
+        index = torch.stack(indices).view(8, -1)
+        weight = torch.stack(weights).view(8, -1).to(self.table.dtype)
+        return _Interpolate.apply(self.table, index, weight).view(m, self.out_dim)
 
 
-class _Gather(torch.autograd.Function):
-    """``table[index]`` whose backward is one ``index_add_`` (on a CPU about 8x faster than the backward
-    of ``F.embedding``, which sorts the indices)."""
+class _Interpolate(torch.autograd.Function):
+    """sum_c w_c table[index_c] over the 8 corners c: ``index``, ``weight`` (8, N) -> (N, F).
+
+    Its backward is one ``index_add_`` (on a CPU about 8x faster than the backward of ``F.embedding``,
+    which sorts the indices)."""
 
     @staticmethod
-    def forward(ctx, table, index):
-        ctx.save_for_backward(index)
+    def forward(ctx, table, index, weight):
+        ctx.save_for_backward(index, weight)
         ctx.rows = table.shape[0]
-        return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
+        corners = table.index_select(0, index.reshape(-1)).view(8, -1, table.shape[1])
+        return (corners * weight[..., None]).sum(0)
 
     @staticmethod
     def backward(ctx, grad):
-        (index,) = ctx.saved_tensors
+        index, weight = ctx.saved_tensors
         grad_table = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
-        grad_table.index_add_(0, index.reshape(-1), grad.reshape(-1, grad.shape[-1]))
-        return grad_table, None
+        # index_add_ with an int32 index is several times slower than with int64
+        grad_table.index_add_(0, index.reshape(-1).long(), (weight[..., None] * grad[None]).reshape(-1, grad.shape[-1]))
+        return grad_table, None, None
 
 
 class _TruncExp(torch.autograd.Function):
