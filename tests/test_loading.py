@@ -31,6 +31,19 @@ def test_the_top_level_registry_validates_and_is_the_one_shipped():
         assert all(m.command for m in entry.metrics)
 
 
+@pytest.mark.parametrize("fragment", sorted(REPO.glob("plugins/*/catalog-entries.yaml")), ids=lambda p: p.parent.name)
+def test_each_plugins_shipping_script_output_is_in_registry_yaml(fragment):
+    """A plugin's weights script writes catalog-entries.yaml (sha256s, metrics); registry.yaml must carry it."""
+    import yaml
+
+    registry = yaml.safe_load((REPO / "registry.yaml").read_text())["models"]
+    for name, entry in yaml.safe_load(fragment.read_text())["models"].items():
+        assert name in registry, f"{name} from {fragment} is missing in registry.yaml"
+        for key in ("family", "plugin", "config", "weights"):
+            assert registry[name][key] == entry[key], f"registry.yaml's {name}.{key} differs from {fragment}"
+        assert [m["value"] for m in registry[name]["metrics"]] == [m["value"] for m in entry["metrics"]]
+
+
 def test_every_catalog_model_loads_offline_and_samples(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     names = [n for n in zoo.list_models() if zoo.info(n)["source"].startswith("package:")]

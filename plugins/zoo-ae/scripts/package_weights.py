@@ -99,7 +99,7 @@ def main() -> None:
         first = entry["metrics"][0]
         first["notes"] = (first.get("notes", "") + f" Trained with: {args.train_command}").strip()
     entries["models"][args.name] = entry
-    ENTRIES.write_text("# zoo-ae catalog entries, written by scripts/package_weights.py; merged into registry.yaml by the lead.\n"
+    ENTRIES.write_text("# zoo-ae catalog entries, written by scripts/package_weights.py; registry.yaml carries the same entries (tests/test_loading.py checks).\n"
                        + yaml.safe_dump(entries, sort_keys=False, width=1000))
     print(f"wrote {args.name} into {ENTRIES}")
 
