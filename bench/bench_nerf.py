@@ -5,7 +5,7 @@ the PSNR on held-out views (training time only: evaluation pauses the clock). Wr
 ``OUT/curves.md`` (a table), ``OUT/curves.png`` (PSNR vs minutes, drawn with Pillow), ``OUT/curves.json``
 and prints the ratio "time for fast to reach the paper's final PSNR / the paper's budget".
 
-The full protocol of issue #5:
+The full protocol (the runs in bench/nerf-100 and bench/nerf-200; --save FOLDER keeps the fast model):
     python bench/bench_nerf.py --res 100 --paper-minutes 30 --fast-minutes 5 --out bench/nerf-100
     python bench/bench_nerf.py --res 200 --paper-minutes 0 --fast-minutes 15 --out bench/nerf-200
 Evaluation uses a fixed subset of held-out pixels (``--eval-pixels`` per view, the same for both
