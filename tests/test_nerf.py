@@ -169,7 +169,8 @@ def hash_grid_reference(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
     for point in x.tolist():
         features = []
         for level, resolution in enumerate(grid.resolutions.tolist()):
-            scaled = [min(max(p, 0.0), 1.0 - 1e-6) * resolution for p in point]
+            # x N_l rounded to float32 as the model computes it (at N_l = 32768 float32 keeps ~1e-3 of a cell)
+            scaled = (torch.tensor(point).clamp(0.0, 1.0 - 1e-6) * resolution).tolist()
             lower = [math.floor(s) for s in scaled]
             value = torch.zeros(grid.features)
             for corner in range(8):
@@ -186,10 +187,12 @@ def hash_grid_reference(grid: HashGrid, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def test_hash_grid_matches_the_papers_encoding_and_its_gradient():
+@pytest.mark.parametrize("log2_size, max_resolution, index_dtype", [(10, 64, torch.int32), (16, 32768, torch.long)])
+def test_hash_grid_matches_the_papers_encoding_and_its_gradient(log2_size, max_resolution, index_dtype):
     torch.manual_seed(0)
-    grid = HashGrid(levels=5, features=2, log2_size=10, base_resolution=4, max_resolution=64)
+    grid = HashGrid(levels=5, features=2, log2_size=log2_size, base_resolution=4, max_resolution=max_resolution)
     assert 0 < grid.dense_levels < grid.levels  # both the direct and the hashed lookup are exercised
+    assert grid.multipliers.dtype == index_dtype  # int32 only where (N_max + 1) T cannot overflow it
     with torch.no_grad():
         grid.table.normal_()
     x = torch.cat([torch.rand(40, 3), torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.25, 1.0]])])
