@@ -41,3 +41,8 @@ class WeightsError(ZooError, ValueError):
 
 class HubError(ZooError):
     """Something went wrong talking to the Hub; the message says what to do."""
+
+
+class UnknownOptionError(ZooError, TypeError):
+    """A sampler (or other) option that the family does not declare; the message names the valid
+    ones and the closest match. A ``TypeError``, like Python's own unexpected-keyword error."""

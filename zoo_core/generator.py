@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, ZooConfig
-from .errors import WeightsError
+from .errors import UnknownOptionError, WeightsError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -35,6 +35,9 @@ class Generator(nn.Module, abc.ABC):
     config_class: ClassVar[type[ZooConfig]]
     #: Families whose samples are not images set this to False (the CLI then writes no grid).
     samples_are_images: ClassVar[bool] = True
+    #: The keyword options ``sample`` takes besides ``n`` and ``generator``: name -> one line that
+    #: says what it does. ``zoo sample --option`` and ``check_sampler_options`` refuse other names.
+    sampler_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: ZooConfig):
         if not isinstance(config, self.config_class):
@@ -49,6 +52,26 @@ class Generator(nn.Module, abc.ABC):
     @abc.abstractmethod
     def sample(self, n: int, *, generator: Optional[torch.Generator] = None, **sampler_options) -> torch.Tensor:
         """Draw ``n`` samples. Image families return ``(n, C, H, W)`` floats in ``[0, 1]``."""
+
+    @classmethod
+    def check_sampler_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse option names that ``sampler_options`` does not declare, naming the valid ones and
+        the closest match (``num_inference_step`` -> "did you mean num_inference_steps?").
+        Families call it at the top of ``sample`` with the options they were given."""
+        unknown = [name for name in options if name not in cls.sampler_options]
+        if not unknown:
+            return
+        import difflib
+
+        valid = sorted(cls.sampler_options)
+        problems = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, valid, n=1)
+            problems.append(f"{name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+        raise UnknownOptionError(
+            f"{cls.family} samplers take no option {', '.join(problems)}; valid options: "
+            f"{', '.join(valid) or 'none'}"
+        )
 
     @abc.abstractmethod
     def training_step(self, batch: Any, *, optimizer: str = "main") -> dict[str, torch.Tensor]:
