@@ -46,3 +46,21 @@ class HubError(ZooError):
 class UnknownOptionError(ZooError, TypeError):
     """A sampler (or other) option that the family does not declare; the message names the valid
     ones and the closest match. A ``TypeError``, like Python's own unexpected-keyword error."""
+
+
+class DiskFullError(ZooError, OSError):
+    """A write failed because the disk (or the file size limit) is full; the message names the folder."""
+
+
+class InvalidArgumentError(ZooError, ValueError):
+    """An argument outside its valid values (a device, a dtype, a count); the message names the valid ones."""
+
+
+class DataMismatchError(ZooError, ValueError):
+    """A dataset whose items do not have the shape the model expects; the message says what to change."""
+
+
+class PluginBrokenError(ZooError):
+    """A plugin failed in a way that is a bug in the plugin (a spec's import path, an exception from its code),
+    not a mistake of the user; the message names the plugin and says where to report it."""
+

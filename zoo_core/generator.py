@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import TrainConfig, ZooConfig
 from .errors import UnknownOptionError, WeightsError
+from .integrity import atomic_save
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -134,6 +135,7 @@ class Generator(nn.Module, abc.ABC):
             "config": self.config.model_dump(mode="json"),
         }
 
+    @atomic_save  # staged, then moved into place with a SHA256SUMS file; disk full -> DiskFullError
     def save_pretrained(
         self,
         save_directory: str | Path,

@@ -76,7 +76,7 @@ class UnsafeWeightsError(HubError, WeightsError):
 
 def validate_repo_id(repo_id: str) -> str:
     """``org/name``: letters, digits, ``-``, ``_``, ``.``; no ``..`` or ``--``; at most 96 characters each."""
-    match = _REPO_ID.match(repo_id or "")
+    match = _REPO_ID.fullmatch(repo_id) if isinstance(repo_id, str) else None
     if not match or any(".." in part or "--" in part for part in match.groups()) or repo_id.endswith(".git"):
         raise InvalidRepoIdError(
             f"{repo_id!r} is not a valid Hub repo id: use 'org/name' with letters, digits, '-', '_' and '.' "
@@ -89,7 +89,7 @@ def validate_revision(revision: str) -> str:
     """A branch, tag or commit sha: git ref characters only, no ``..``, ``//``, or leading ``/``/``-``."""
     if (
         not isinstance(revision, str)
-        or not _REVISION.match(revision)
+        or not _REVISION.fullmatch(revision)
         or ".." in revision
         or "//" in revision
         or revision.endswith(("/", ".lock", "."))
@@ -104,7 +104,7 @@ def validate_revision(revision: str) -> str:
 
 def validate_file_name(name: str) -> str:
     """A plain file name at the top of a repo (no folders, no ``..``, no hidden files)."""
-    if not isinstance(name, str) or not _FILE_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or ".." in name:
         raise InvalidRepoIdError(f"{name!r} is not an allowed file name: plain names only, such as {MODEL_FILES}")
     if name.lower().endswith(UNSAFE_WEIGHT_SUFFIXES):
         raise UnsafeWeightsError(f"{name!r} is a pickled weights file; the zoo loads safetensors only")
@@ -200,18 +200,170 @@ def _describe_cached(repo_id: str) -> str:
     )
 
 
+# -- timeouts and retries ----------------------------------------------------------------------
+
+#: Environment variables that bound every Hub call the zoo makes (see docs/hub.md).
+TIMEOUT_ENV, RETRIES_ENV = "ZOO_HUB_TIMEOUT", "ZOO_HUB_RETRIES"
+DEFAULT_TIMEOUT, DEFAULT_RETRIES = 10.0, 2
+
+
+def hub_timeout() -> float:
+    """Seconds a Hub request may wait to connect, or between two chunks of an answer (``ZOO_HUB_TIMEOUT``)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < 86400):
+        raise HubError(f"{TIMEOUT_ENV}={text!r} is not a timeout: give seconds, a number above 0 (default {DEFAULT_TIMEOUT:g})")
+    return value
+
+
+def hub_retries() -> int:
+    """How many times a failed read (download, listing) is tried again (``ZOO_HUB_RETRIES``)."""
+    text = os.environ.get(RETRIES_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETRIES
+    if not text.isdigit() or int(text) > 20:
+        raise HubError(f"{RETRIES_ENV}={text!r} is not a retry count: give a whole number from 0 to 20 (default {DEFAULT_RETRIES})")
+    return int(text)
+
+
+_client_timeout: Optional[float] = None
+
+
+def _zoo_client_factory():
+    from huggingface_hub.utils import _http
+
+    client = _http.default_client_factory()
+    client.timeout = _client_timeout  # huggingface_hub's default client has none: a stalled API call waits forever
+    return client
+
+
+@contextlib.contextmanager
+def _bounded() -> Iterator[float]:
+    """Give every request huggingface_hub makes inside the block a timeout of ``hub_timeout()`` seconds.
+
+    API calls (repo info, listings, commits) use the shared client, which gets a default timeout
+    through huggingface_hub's own ``set_client_factory`` (only while it is the stock factory: a
+    factory a user installed is theirs); downloads read ``HF_HUB_DOWNLOAD_TIMEOUT`` at call time.
+    """
+    global _client_timeout
+    from huggingface_hub import constants, set_client_factory
+    from huggingface_hub.utils import _http
+
+    timeout = hub_timeout()
+    factory = _http._GLOBAL_CLIENT_FACTORY
+    if factory is _http.default_client_factory or (factory is _zoo_client_factory and _client_timeout != timeout):
+        _client_timeout = timeout
+        set_client_factory(_zoo_client_factory)
+    saved = constants.HF_HUB_DOWNLOAD_TIMEOUT
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout
+    try:
+        yield timeout
+    finally:
+        constants.HF_HUB_DOWNLOAD_TIMEOUT = saved
+
+
+def _retrying(attempt):
+    """Run ``attempt()``; on a transient Hub failure (timeout, reset, short answer, HTTP 5xx or 429),
+    try again up to ``hub_retries()`` times, waiting 0.5 s, 1 s, 2 s, ... in between. Only reads
+    are retried this way; the last failure is raised as it is (its message says what happened)."""
+    import time
+
+    retries = hub_retries()
+    for number in range(retries + 1):
+        try:
+            return attempt()
+        except HubError as error:
+            if not getattr(error, "transient", False) or number == retries:
+                if getattr(error, "transient", False) and retries:
+                    error.args = (f"{error.args[0]} (tried {retries + 1} times; {RETRIES_ENV} sets how often)",)
+                raise
+            time.sleep(min(0.5 * 2**number, 4.0))
+    raise AssertionError("unreachable")
+
+
 # -- error translation -------------------------------------------------------------------------
+
+
+class HubServerError(HubError):
+    """The Hub answered with an error status (5xx, 429, ...) or cut the connection: not a local problem."""
+
+
+def _transient(error: HubError) -> HubError:
+    error.transient = True  # type: ignore[attr-defined]
+    return error
+
+
+def _transport_error(error: BaseException, where: str) -> Optional[HubError]:
+    """A HubError for a timeout, reset, short answer or HTTP status, or None for anything else."""
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    if isinstance(error, hf.HfHubHTTPError) and getattr(error, "response", None) is not None:
+        response = error.response
+        status = response.status_code
+        url = str(response.url)
+        if status in (401, 403):
+            return None
+        text = f"the Hub answered HTTP {status} for {response.request.method} {url} ({where})"
+        if status >= 500 or status in (408, 429):
+            return _transient(HubServerError(
+                f"{text}: the server has a problem, not your setup; try again later "
+                f"(status pages, or the admin of {endpoint()}, may say more)"
+            ))
+        return HubServerError(f"{text}: {_short(error)}")
+    if isinstance(error, httpx2.TimeoutException):
+        url = _request_url(error)
+        return _transient(HubServerError(
+            f"the Hub at {endpoint()} did not answer {url or where} within {hub_timeout():g} s "
+            f"({type(error).__name__}); the server or the network is stalled. Try again, or raise {TIMEOUT_ENV}."
+        ))
+    if isinstance(error, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError, ConnectionResetError)):
+        url = _request_url(error)
+        return _transient(HubServerError(
+            f"the connection to {url or endpoint()} was cut before the whole answer arrived ({where}: "
+            f"{_short(error)}); nothing incomplete was kept. Try again; if it persists, a proxy or the server is failing."
+        ))
+    if isinstance(error, hf.FileMetadataError):
+        return HubServerError(f"{endpoint()} did not answer like a Hub ({where}): {_short(error)}")
+    return None
+
+
+def _request_url(error: BaseException) -> str:
+    try:
+        request = error.request  # type: ignore[attr-defined]
+        return f"{request.method} {request.url}"
+    except (AttributeError, RuntimeError):
+        return ""
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        cause = error.__cause__ or error.__context__
+        if cause is None:
+            break
+        error = cause
+    return error
 
 
 @contextlib.contextmanager
 def _hub_errors(repo_id: str, revision: str, *, token: Optional[str], offline_now: bool) -> Iterator[None]:
-    """Turn huggingface_hub and connection errors into HubErrors that say what to do."""
+    """Turn huggingface_hub and connection errors into HubErrors that say what happened and what to do."""
     import httpx2
     from huggingface_hub import errors as hf
 
     where = f"{repo_id}@{revision}"
     try:
-        yield
+        with _bounded():
+            yield
+    except HubError:
+        raise
     except hf.GatedRepoError:
         raise RepoNotFoundError(
             f"{repo_id} is a gated repo on {endpoint()}: accept its conditions on its page, then log in "
@@ -246,24 +398,39 @@ def _hub_errors(repo_id: str, revision: str, *, token: Optional[str], offline_no
                 f"(HF_HUB_OFFLINE=1 or local_files_only=True). Download it once while online: "
                 f"`zoo pull {where}` or zoo.load('{where}'), then it loads offline. {_describe_cached(repo_id)}"
             ) from None
+        translated = _transport_error(_root_cause(error), where) if cause is not None else None
+        if translated is not None:
+            translated.args = (f"{translated.args[0]} {where} is not in the local cache. {_describe_cached(repo_id)}",)
+            raise translated from None
         raise HubConnectionError(
             f"could not reach the Hub at {endpoint()} to get {where} ({_short(cause or error)}), and it is not "
             f"in the local cache. Are you offline? {_describe_cached(repo_id)} "
             "Check HF_ENDPOINT and your network, or work offline with HF_HUB_OFFLINE=1."
         ) from None
-    except (httpx2.ConnectError, httpx2.TimeoutException, ConnectionError) as error:
+    except (httpx2.ConnectError, ConnectionRefusedError) as error:
         raise HubConnectionError(
             f"could not reach the Hub at {endpoint()} ({_short(error)}). Are you offline? "
             f"{_describe_cached(repo_id)} Check HF_ENDPOINT and your network, or set HF_HUB_OFFLINE=1."
         ) from None
-    except hf.HfHubHTTPError as error:
+    except (hf.HfHubHTTPError, httpx2.TransportError, ConnectionError, hf.FileMetadataError) as error:
+        translated = _transport_error(error, where)
+        if translated is not None:
+            raise translated from None
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status in (401, 403):
             raise HubError(
                 f"the Hub at {endpoint()} refused access to {repo_id} (HTTP {status}): log in with "
                 "`hf auth login` or set HF_TOKEN to a token with the needed (write, for a push) permission."
             ) from None
-        raise HubError(f"the Hub at {endpoint()} answered HTTP {status} for {where}: {_short(error)}") from None
+        raise HubError(f"the Hub at {endpoint()} failed for {where}: {_short(error)}") from None
+    except OSError as error:
+        # huggingface_hub wraps a short download ("Consistency check failed") in an OSError
+        if "Consistency check failed" in str(error):
+            raise _transient(HubServerError(
+                f"the download of {where} from {endpoint()} ended early ({str(error).splitlines()[0]}); the partial "
+                "file was not kept. Try again; if it persists, a proxy or the server is cutting files short."
+            )) from None
+        raise
 
 
 def _short(error: BaseException) -> str:
@@ -284,7 +451,8 @@ def _has_token() -> bool:
 
 def _describe_refs(repo_id: str, token: Optional[str]) -> str:
     try:
-        refs = _api(token).list_repo_refs(repo_id)
+        with _bounded():
+            refs = _api(token).list_repo_refs(repo_id)
     except Exception:  # the hint is best-effort: the error being reported matters more
         return ""
     branches = ", ".join(ref.name for ref in refs.branches) or "none"
@@ -304,16 +472,22 @@ def snapshot(
 ) -> Path:
     """Download (or find in the cache) a zoo model repo at ``revision``; returns its folder.
 
-    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched. Online, the files
-    are checked against the hashes the Hub lists for that commit (LFS sha256 / git sha1).
+    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched. No file is returned
+    before it is verified: a fresh download against the hashes the Hub lists for that commit (LFS
+    sha256 / git sha1); if that listing cannot be had, the fresh files are removed from the cache
+    and the call fails. A verified file gets a marker (its size and mtime) so that later calls,
+    online or offline, trust it without hashing; a cached file without a valid marker is verified
+    again (offline, against its blob name: the hash the Hub sent as its ETag).
     """
-    from huggingface_hub import snapshot_download
-
     validate_repo_id(repo_id)
     revision = validate_revision(revision or "main")
     offline_now = bool(local_files_only) or offline()
-    blobs = _storage(repo_id) / "blobs"
-    cached_before = {p.name for p in blobs.iterdir()} if blobs.is_dir() else set()
+    return _retrying(lambda: _snapshot_once(repo_id, revision, token=token, offline_now=offline_now))
+
+
+def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline_now: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
     with _hub_errors(repo_id, revision, token=token, offline_now=offline_now):
         folder = Path(
             snapshot_download(
@@ -325,14 +499,12 @@ def snapshot(
                 allow_patterns=list(MODEL_FILES),
                 endpoint=endpoint(),
                 library_name="zoo",
+                etag_timeout=hub_timeout(),
             )
         )
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
             _refuse_incomplete(repo_id, revision, folder, token=token, offline_now=offline_now)
-        fresh = [name for name in MODEL_FILES if (folder / name).exists()
-                 and (folder / name).resolve().name not in cached_before]
-        if fresh and not offline_now:  # files already cached were checked when they were downloaded
-            _verify_against_hub(repo_id, folder, token=token)
+    _verify_snapshot(repo_id, folder, token=token, offline_now=offline_now)
     return folder
 
 
@@ -357,35 +529,134 @@ def _refuse_incomplete(repo_id: str, revision: str, folder: Path, *, token, offl
     )
 
 
-def _verify_against_hub(repo_id: str, folder: Path, *, token) -> None:
-    """Compare the downloaded files with the hashes the Hub lists; remove and refuse mismatches."""
-    import httpx2
-    from huggingface_hub import errors as hf
+# -- verification ------------------------------------------------------------------------------
 
+_MARKER_SUFFIX = ".zoo-verified"
+
+
+def _marker(blob: Path) -> Path:
+    """The verified-marker of a blob: beside it, named by the blob's hash (its file name)."""
+    return blob.with_name(blob.name + _MARKER_SUFFIX)
+
+
+def _stamp(blob: Path) -> dict:
+    info = blob.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "inode": info.st_ino}
+
+
+def _trusted(pointer: Path) -> bool:
+    """True when the file's blob carries a marker written after it was verified, and is unchanged since."""
+    import json
+
+    blob = pointer.resolve()
     try:
-        verification = _api(token).verify_repo_checksums(repo_id, revision=folder.name, cache_dir=cache_dir())
-    except (httpx2.TransportError, hf.HfHubHTTPError, hf.OfflineModeIsEnabled):
-        # snapshot_download fell back to the cache (Hub unreachable, or no access any more): those
-        # files were checked when they were downloaded.
+        return json.loads(_marker(blob).read_text()) == {**_stamp(blob), "blob": blob.name}
+    except (OSError, ValueError):
+        return False
+
+
+def _mark_verified(pointer: Path) -> None:
+    import json
+
+    blob = pointer.resolve()
+    marker = _marker(blob)
+    temporary = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps({**_stamp(blob), "blob": blob.name}))
+        os.replace(temporary, marker)  # atomic: a concurrent reader sees no marker or a whole one
+    except OSError:  # a read-only cache: the file is verified again next time, nothing worse
+        temporary.unlink(missing_ok=True)
+
+
+def _digests(path: Path) -> dict[str, str]:
+    """sha256 of the bytes and the git blob sha1, in one read."""
+    import hashlib
+
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha256.update(chunk)
+            sha1.update(chunk)
+    return {"sha256": sha256.hexdigest(), "git-sha1": sha1.hexdigest()}
+
+
+def _listed_hashes(repo_id: str, commit: str, *, token) -> dict[str, tuple[str, str]]:
+    """``{path: (algorithm, digest)}`` from the Hub's tree listing of ``commit`` (retried when transient)."""
+
+    def attempt():
+        with _hub_errors(repo_id, commit, token=token, offline_now=False):
+            entries = list(_api(token).list_repo_tree(repo_id, revision=commit))
+        hashes = {}
+        for entry in entries:
+            lfs = getattr(entry, "lfs", None)
+            if lfs is not None:
+                hashes[entry.path] = ("sha256", lfs.sha256)
+            elif getattr(entry, "blob_id", None):
+                hashes[entry.path] = ("git-sha1", entry.blob_id)
+        return hashes
+
+    return _retrying(attempt)
+
+
+def _verify_snapshot(repo_id: str, folder: Path, *, token, offline_now: bool) -> None:
+    """Check every model file of ``folder`` that is not marked verified; evict and refuse mismatches."""
+    files = [folder / name for name in MODEL_FILES if (folder / name).exists()]
+    unverified = [path for path in files if not _trusted(path)]
+    if not unverified:
         return
-    bad = [m for m in verification.mismatches if m["path"] in MODEL_FILES]
+    where = f"{repo_id}@{folder.name}"
+    if offline_now:
+        # No listing offline: the blob's name is the hash the Hub sent (its ETag) for these bytes.
+        expected = {path.name: _etag_hash(path) for path in unverified}
+    else:
+        try:
+            expected = _listed_hashes(repo_id, folder.name, token=token)
+        except HubError as error:
+            for path in unverified:
+                _evict(path)
+            raise HubError(
+                f"downloaded {where} but could not get the Hub's hashes to check it: {error} The unchecked files "
+                "were removed from the cache and nothing was loaded; try again."
+            ) from None
+    bad = []
+    for path in unverified:
+        algorithm, digest = expected.get(path.name) or (None, None)
+        try:
+            actual = _digests(path)
+        except FileNotFoundError:  # another process evicted it meanwhile (it was bad)
+            bad.append(f"{path.name}: removed from the cache by another process while being checked")
+            continue
+        if algorithm is None:
+            _evict(path)
+            bad.append(f"{path.name}: the Hub lists no hash for it")
+        elif actual[algorithm] != digest:
+            _evict(path)
+            bad.append(f"{path.name}: expected {algorithm} {digest}, got {actual[algorithm]}")
+        else:
+            _mark_verified(path)
     if bad:
-        for mismatch in bad:
-            _evict(folder / mismatch["path"])
-        details = "; ".join(
-            f"{m['path']}: expected {m['algorithm']} {m['expected']}, got {m['actual']}" for m in bad
-        )
         raise IntegrityError(
-            f"the download of {repo_id}@{folder.name} does not match the Hub's hashes ({details}); the bad files "
-            "were removed from the cache. Try again; if it persists, the server or a proxy is corrupting files."
+            f"the download of {where} does not match the Hub's hashes ({'; '.join(bad)}); the bad files were "
+            "removed from the cache and nothing was loaded. Try again; if it persists, the server or a proxy is "
+            "corrupting files."
         )
+
+
+def _etag_hash(pointer: Path) -> tuple[Optional[str], Optional[str]]:
+    name = pointer.resolve().name
+    if re.fullmatch(r"[0-9a-f]{64}", name):
+        return "sha256", name
+    if re.fullmatch(r"[0-9a-f]{40}", name):
+        return "git-sha1", name
+    return None, None
 
 
 def _evict(pointer: Path) -> None:
-    """Remove a cached file: its snapshot link and the blob it points to."""
+    """Remove a cached file: its snapshot link, the blob it points to, and the blob's marker."""
     blob = pointer.resolve() if pointer.is_symlink() else None
     pointer.unlink(missing_ok=True)
     if blob is not None and blob.name != pointer.name:
+        _marker(blob).unlink(missing_ok=True)
         blob.unlink(missing_ok=True)
 
 
@@ -400,30 +671,17 @@ def download_pinned(
     """Download each file of ``sha256`` at the commit ``revision`` and check its sha256.
 
     A file whose bytes do not match is removed from the cache (blob and snapshot link) and
-    refused with both hashes. Cached files are checked again at every call. Returns the folder.
+    refused with both hashes. Cached files are hashed again at every call (the catalog pin is the
+    reference, so no marker is needed). Returns the folder.
     """
-    from huggingface_hub import hf_hub_download
-
     validate_repo_id(repo)
-    if not _COMMIT.match(revision or ""):
+    if not isinstance(revision, str) or not _COMMIT.fullmatch(revision):
         raise InvalidRepoIdError(f"a pinned download needs a full 40-hex commit sha, got {revision!r}")
     names = [validate_file_name(name) for name in sha256]
     offline_now = bool(local_files_only) or offline()
     folder: Optional[Path] = None
     for name in names:
-        with _hub_errors(repo, revision, token=token, offline_now=offline_now):
-            path = Path(
-                hf_hub_download(
-                    repo,
-                    name,
-                    revision=revision,
-                    cache_dir=cache_dir(),
-                    local_files_only=offline_now,
-                    token=token,
-                    endpoint=endpoint(),
-                    library_name="zoo",
-                )
-            )
+        path = _retrying(lambda name=name: _download_file(repo, revision, name, token=token, offline_now=offline_now))
         from .loading import sha256_file
 
         actual = sha256_file(path)
@@ -437,6 +695,25 @@ def download_pinned(
         folder = path.parent
     assert folder is not None
     return folder
+
+
+def _download_file(repo: str, revision: str, name: str, *, token, offline_now: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    with _hub_errors(repo, revision, token=token, offline_now=offline_now):
+        return Path(
+            hf_hub_download(
+                repo,
+                name,
+                revision=revision,
+                cache_dir=cache_dir(),
+                local_files_only=offline_now,
+                token=token,
+                endpoint=endpoint(),
+                library_name="zoo",
+                etag_timeout=hub_timeout(),
+            )
+        )
 
 
 def pull(name_or_repo: str, revision: Optional[str] = None, *, token: Optional[str] = None) -> Path:
@@ -496,21 +773,55 @@ def push_folder(
         )
     if offline():
         raise HubError("cannot push with HF_HUB_OFFLINE=1 set; unset it to upload")
+    from .integrity import verify_checksums
+
+    verify_checksums(folder)  # never share a folder whose weights changed after they were saved
     api = _api(token)
     message = commit_message or f"Upload {_family_of(folder)} model with zoo"
-    with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        if branch is not None:
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        commit = api.create_commit(
-            repo_id,
-            operations=_additions(folder, repo_id),
-            commit_message=message,
-            revision=branch,
-        )
-        if tag is not None:
+    where = f"{repo_id}@{branch or 'main'}"
+
+    def prepare():
+        with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
+            if tag is not None:
+                _refuse_existing_tag(api, repo_id, tag)
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            if branch is not None:
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            operations = _additions(folder, repo_id)
+            # uploading the file contents is safe to repeat (they are addressed by their hash)
+            api.preupload_lfs_files(repo_id, additions=operations, revision=branch)
+            return operations
+
+    operations = _retrying(prepare)
+    try:
+        with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
+            commit = api.create_commit(repo_id, operations=operations, commit_message=message, revision=branch)
+    except HubError as error:
+        if getattr(error, "transient", False):  # a commit is not repeated blindly: it may have been made
+            error.args = (f"{error.args[0]} The commit to {where} may or may not have been made: check the repo's "
+                          "history, then push again if it is missing.",)
+        raise
+    if tag is not None:
+        with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
             api.create_tag(repo_id, tag=tag, revision=commit.oid)
     return str(commit.commit_url)
+
+
+def _refuse_existing_tag(api, repo_id: str, tag: str) -> None:
+    """Fail before anything is committed when ``tag`` already names a commit of ``repo_id``."""
+    from huggingface_hub import errors as hf
+
+    try:
+        refs = api.list_repo_refs(repo_id)
+    except hf.RepositoryNotFoundError:
+        return  # a new repo has no tags
+    for ref in refs.tags:
+        if ref.name == tag:
+            raise HubError(
+                f"{repo_id} already has a tag {tag!r} (on commit {ref.target_commit[:7]}); nothing was pushed. "
+                "Tags name one version for good: pick a new tag (e.g. the next version number), or delete the old "
+                f"one first (`hf repos tag delete {repo_id} {tag}`)."
+            )
 
 
 def _additions(folder: Path, repo_id: str) -> list:

@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import InvalidConfigError, PluginNotInstalledError, UnknownFamilyError, WeightsError
+from .errors import (
+    InvalidArgumentError,
+    InvalidConfigError,
+    PluginNotInstalledError,
+    UnknownFamilyError,
+    WeightsError,
+)
 from .generator import CONFIG_NAME, WEIGHTS_NAME
 
 _UNSAFE_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
@@ -33,6 +39,11 @@ def load(
     """
     from .catalog import catalog
 
+    dtype, device = resolve_dtype(dtype), resolve_device(device)  # refused before anything is downloaded
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"zoo.load takes a catalog name, an 'org/name' Hub repo id or a folder path, got a {type(name_or_path).__name__}"
+        )
     text = os.fspath(name_or_path)
     if isinstance(name_or_path, os.PathLike) or os.path.isdir(text) or text.startswith((".", "/", "~")):
         folder = Path(text).expanduser()
@@ -119,6 +130,9 @@ def load_folder(folder: Path, *, device: Any = None, dtype: Any = None):
             )
         raise FileNotFoundError(f"{folder} has no {WEIGHTS_NAME}")
 
+    from .integrity import verify_checksums
+
+    verify_checksums(folder)  # when save_pretrained wrote SHA256SUMS: a bit flip is refused, not loaded
     family = saved["family"]
     _require_family(family, saved.get("plugin"), what=str(config_path))
     from .plugins import get_family
@@ -133,10 +147,74 @@ def load_folder(folder: Path, *, device: Any = None, dtype: Any = None):
     load_weights(model, state, source=f"the weights in {weights_path}")
     model.eval()
     model.requires_grad_(False)
+    dtype, device = resolve_dtype(dtype), resolve_device(device)
     if dtype is not None:
-        model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        model.to(dtype)
     model.to(device if device is not None else default_device())
     return model
+
+
+#: The names ``dtype=`` accepts, as torch and as people write them.
+DTYPE_NAMES = {
+    "float32": "float32", "fp32": "float32", "float": "float32", "f32": "float32",
+    "float16": "float16", "fp16": "float16", "half": "float16", "f16": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float64": "float64", "fp64": "float64", "double": "float64", "f64": "float64",
+}
+
+
+def resolve_dtype(dtype: Any):
+    """None, a floating ``torch.dtype``, or a name (``"fp16"``, ``"bfloat16"``, ``"torch.float32"``) -> a torch dtype."""
+    if dtype is None:
+        return None
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise InvalidArgumentError(f"dtype={dtype} is not a floating-point type; use one of {_dtype_hint()}")
+        return dtype
+    if isinstance(dtype, str):
+        key = dtype.strip().lower().removeprefix("torch.")
+        if key in DTYPE_NAMES:
+            return getattr(torch, DTYPE_NAMES[key])
+    raise InvalidArgumentError(f"dtype={dtype!r} is not a dtype the zoo knows; use one of {_dtype_hint()}")
+
+
+def _dtype_hint() -> str:
+    return "torch.float32 / 'float32' / 'fp32', 'float16' / 'fp16' / 'half', 'bfloat16' / 'bf16', 'float64' / 'fp64'"
+
+
+def resolve_device(device: Any):
+    """None (the best available), a ``torch.device``, or a string such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"mps"``; refuses names torch does not know and devices this machine does not have."""
+    if device is None:
+        return None
+    import torch
+
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = f"cuda:{device}"
+    try:
+        parsed = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"device {device!r} is not a device name: use cpu, cuda, cuda:N or mps (or leave it out for the best "
+            "available)"
+        ) from None
+    if parsed.type == "cpu" or parsed.type == "meta":
+        return parsed
+    backend = {"mps": getattr(torch.backends, "mps", None)}.get(parsed.type, getattr(torch, parsed.type, None))
+    available = bool(backend is not None and getattr(backend, "is_available", lambda: False)())
+    if available and parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise InvalidArgumentError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        )
+    if not available:
+        build = "a CPU-only build of torch" if parsed.type == "cuda" and torch.version.cuda is None else "torch"
+        raise InvalidArgumentError(
+            f"device {device!r} is not available here ({build} {torch.__version__}, no {parsed.type} device found): "
+            "use --device cpu, or leave it out for the best available"
+        )
+    return parsed
 
 
 def default_device():
