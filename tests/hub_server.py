@@ -2,7 +2,7 @@
 
 It speaks the part of the Hugging Face Hub API that ``huggingface_hub`` uses to create repos,
 commit files (regular files inline, large files through the Git-LFS batch API, basic transfer),
-tag and branch, list trees and refs, and resolve/download files (HEAD and GET, with Range). Repos
+tag and branch, list trees, paths and refs, and resolve/download files (HEAD and GET, with Range). Repos
 live in memory; commit ids are real git-like sha1s of their content. Private repos answer only
 to the server's token, as the real Hub does (401 + ``X-Error-Code: RepoNotFound``).
 
@@ -243,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"url": f"{self._base()}/{repo_id}", "name": repo_id, "id": repo_id})
 
     def _base(self) -> str:
+        if self.headers.get("Host"):  # the address the client used: through a proxy, the proxy's
+            return f"http://{self.headers['Host']}"
         host, port = self.server.server_address[:2]  # type: ignore[attr-defined]
         return f"http://{host}:{port}"
 
@@ -270,6 +272,23 @@ class _Handler(BaseHTTPRequestHandler):
                 entries = []
                 for path, stored in sorted(commit.files.items()):
                     if prefix and not path.startswith(prefix + "/"):
+                        continue
+                    entry = {"type": "file", "path": path, "size": len(stored.content), "oid": stored.oid}
+                    if stored.lfs:
+                        entry["lfs"] = {"oid": stored.sha256, "size": len(stored.content), "pointerSize": len(stored.pointer)}
+                    entries.append(entry)
+                return self._json(entries)
+            if method == "POST" and rest[:1] == ["paths-info"] and len(rest) >= 2:
+                commit = self._commit(repo, "/".join(rest[1:]))
+                body = self._body().decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    wanted = json.loads(body or "{}").get("paths", [])
+                else:
+                    wanted = parse_qs(body).get("paths", [])
+                entries = []
+                for path in wanted:
+                    stored = commit.files.get(path)
+                    if stored is None:
                         continue
                     entry = {"type": "file", "path": path, "size": len(stored.content), "oid": stored.oid}
                     if stored.lfs:

@@ -238,8 +238,20 @@ def _zoo_client_factory():
     from huggingface_hub.utils import _http
 
     client = _http.default_client_factory()
-    client.timeout = _client_timeout  # huggingface_hub's default client has none: a stalled API call waits forever
+    hooks = client.event_hooks
+    hooks["request"] = [*hooks.get("request", []), _bound_request]
+    client.event_hooks = hooks
     return client
+
+
+def _bound_request(request) -> None:
+    """huggingface_hub's default client has no timeout, and its API calls pass ``timeout=None``
+    (wait forever): give every unbounded phase of the request (connect, read, write, pool) ours."""
+    limits = dict(request.extensions.get("timeout") or {})
+    for phase in ("connect", "read", "write", "pool"):
+        if limits.get(phase) is None:
+            limits[phase] = _client_timeout
+    request.extensions = {**request.extensions, "timeout": limits}
 
 
 @contextlib.contextmanager
@@ -341,15 +353,22 @@ def _request_url(error: BaseException) -> str:
         return ""
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    seen = set()
-    while id(error) not in seen:
-        seen.add(id(error))
-        cause = error.__cause__ or error.__context__
-        if cause is None:
-            break
-        error = cause
-    return error
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes, outermost first."""
+    found: list[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and all(current is not seen for seen in found):
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _translated_cause(error: BaseException, where: str) -> Optional[HubError]:
+    for link in _chain(error)[1:]:
+        translated = _transport_error(link, where)
+        if translated is not None:
+            return translated
+    return None
 
 
 @contextlib.contextmanager
@@ -398,7 +417,7 @@ def _hub_errors(repo_id: str, revision: str, *, token: Optional[str], offline_no
                 f"(HF_HUB_OFFLINE=1 or local_files_only=True). Download it once while online: "
                 f"`zoo pull {where}` or zoo.load('{where}'), then it loads offline. {_describe_cached(repo_id)}"
             ) from None
-        translated = _transport_error(_root_cause(error), where) if cause is not None else None
+        translated = _translated_cause(error, where)
         if translated is not None:
             translated.args = (f"{translated.args[0]} {where} is not in the local cache. {_describe_cached(repo_id)}",)
             raise translated from None
@@ -423,6 +442,11 @@ def _hub_errors(repo_id: str, revision: str, *, token: Optional[str], offline_no
                 "`hf auth login` or set HF_TOKEN to a token with the needed (write, for a push) permission."
             ) from None
         raise HubError(f"the Hub at {endpoint()} failed for {where}: {_short(error)}") from None
+    except RuntimeError as error:  # huggingface_hub wraps a failed LFS upload in a RuntimeError
+        translated = _translated_cause(error, where)
+        if translated is None:
+            raise
+        raise translated from None
     except OSError as error:
         # huggingface_hub wraps a short download ("Consistency check failed") in an OSError
         if "Consistency check failed" in str(error):
@@ -580,12 +604,12 @@ def _digests(path: Path) -> dict[str, str]:
     return {"sha256": sha256.hexdigest(), "git-sha1": sha1.hexdigest()}
 
 
-def _listed_hashes(repo_id: str, commit: str, *, token) -> dict[str, tuple[str, str]]:
-    """``{path: (algorithm, digest)}`` from the Hub's tree listing of ``commit`` (retried when transient)."""
+def _listed_hashes(repo_id: str, commit: str, paths: list[str], *, token) -> dict[str, tuple[str, str]]:
+    """``{path: (algorithm, digest)}`` for ``paths`` at ``commit``, as the Hub lists them (retried when transient)."""
 
     def attempt():
         with _hub_errors(repo_id, commit, token=token, offline_now=False):
-            entries = list(_api(token).list_repo_tree(repo_id, revision=commit))
+            entries = _api(token).get_paths_info(repo_id, paths, revision=commit)
         hashes = {}
         for entry in entries:
             lfs = getattr(entry, "lfs", None)
@@ -610,7 +634,7 @@ def _verify_snapshot(repo_id: str, folder: Path, *, token, offline_now: bool) ->
         expected = {path.name: _etag_hash(path) for path in unverified}
     else:
         try:
-            expected = _listed_hashes(repo_id, folder.name, token=token)
+            expected = _listed_hashes(repo_id, folder.name, [p.name for p in unverified], token=token)
         except HubError as error:
             for path in unverified:
                 _evict(path)
