@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
@@ -145,16 +146,18 @@ class Catalog:
 
 
 def _read_source(source: Any) -> tuple[str, Any]:
-    if isinstance(source, dict):
-        return "<mapping>", source
+    if isinstance(source, Mapping):
+        return "<mapping>", dict(source)
+    if not isinstance(source, (str, os.PathLike)) and not callable(getattr(source, "read_text", None)):
+        raise CatalogError(f"a catalog source must be a path of a YAML file or a mapping, got {source!r}")
     label = str(source)
     try:
         text = source.read_text(encoding="utf-8") if hasattr(source, "read_text") else Path(source).read_text("utf-8")
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise CatalogError(f"cannot read catalog file {label}: {error}") from None
     try:
         return label, yaml.safe_load(text)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, RecursionError) as error:
         raise CatalogError(f"{label} is not valid YAML: {error}") from None
 
 
@@ -186,6 +189,9 @@ def catalog() -> Catalog:
                 new.add_source(source, distribution.name)
             except CatalogError as error:
                 new.errors.append(str(error))
+            except Exception as error:  # one plugin's odd fragment must not hide every other catalog entry
+                new.errors.append(f"{distribution.name}: cannot read its catalog source {source!r}: "
+                                  f"{type(error).__name__}: {error}")
         _catalog = new
     return _catalog
 

@@ -14,13 +14,38 @@ class UserError(Exception):
     """A mistake on the command line: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (samples, frames, frames per second)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+#: Keys a flag cannot set, because the command sets them: flag -> {key: what to do instead}.
+_RESERVED_KEYS = {"--data-option": {"path": "give the data with --data", "split": "the command picks the split"}}
+
+
 def _parse_assignments(items: Sequence[str], flag: str) -> dict[str, Any]:
     """``["a=1", "b=[2,3]", "c=text"]`` -> values parsed as JSON where they parse, else strings."""
     result = {}
     for item in items or []:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise UserError(f"{flag} takes KEY=VALUE, got {item!r}")
+        if key in _RESERVED_KEYS.get(flag, {}):
+            raise UserError(f"{flag} cannot set {key!r}: {_RESERVED_KEYS[flag][key]}")
         try:
             result[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -58,24 +83,32 @@ def cmd_list(args) -> int:
 def cmd_info(args) -> int:
     import yaml
 
-    from .catalog import info
+    from .catalog import catalog, info
+    from .hub import parse_repo_id
 
+    if args.name not in catalog().entries and args.name not in catalog().conflicts:
+        if Path(args.name).expanduser().is_dir():
+            raise UserError(f"{args.name} is a folder; 'zoo info' shows catalog entries: see {args.name}/config.json "
+                            f"and {args.name}/README.md, or load it with zoo.load({args.name!r})")
+        if parse_repo_id(args.name) is not None:
+            raise UserError(f"{args.name} is a Hub repo id; 'zoo info' shows catalog entries ('zoo list'). Its card "
+                            f"is its README.md on the Hub; `zoo pull {args.name}` downloads it for zoo.load")
     print(yaml.safe_dump(info(args.name), sort_keys=False).rstrip())
     return 0
 
 
 def cmd_plugins(args) -> int:
     from .catalog import catalog
-    from .plugins import plugin_records
+    from .plugins import check_imports, plugin_records
 
-    records = plugin_records()
+    records = check_imports() if args.check else plugin_records()
     catalog_errors = catalog().errors
     if args.json:
         print(json.dumps([
             {"name": r.name, "distribution": r.distribution.name, "version": r.distribution.version,
              "hooks": r.hooks, "registered": r.registered, "errors": r.errors} for r in records
         ] + ([{"catalog_errors": catalog_errors}] if catalog_errors else []), indent=2))
-        return 0
+        return 1 if args.check and (catalog_errors or any(r.errors for r in records)) else 0
     for record in records:
         status = "ERROR" if record.errors else "ok"
         print(f"{record.distribution.name} {record.distribution.version}  [{record.name}]  {status}")
@@ -88,6 +121,10 @@ def cmd_plugins(args) -> int:
             print("  error: " + text.replace("\n", "\n    "))
     for error in catalog_errors:
         print("catalog error: " + error.replace("\n", "\n  "))
+    if args.check:
+        broken = sorted({r.distribution.name for r in records if r.errors})
+        print(f"checked {len(records)} plugins: " + (f"problems in {', '.join(broken)}" if broken else "no problems"))
+        return 1 if broken or catalog_errors else 0
     return 0
 
 
@@ -135,6 +172,7 @@ def cmd_sample(args) -> int:
 def cmd_train(args) -> int:
     from .catalog import catalog
     from .config import TrainConfig
+    from .datasets import check_dataset_fits
     from .loading import _require_family, build, validate_config
     from .plugins import get_dataset, get_family, families
 
@@ -169,6 +207,7 @@ def cmd_train(args) -> int:
     set_seed(train.seed)  # the same initial weights in every process
     dataset = get_dataset(dataset_name).load(args.data, split="train", **_parse_assignments(args.data_option, "--data-option"))
     model = build(family, config_overrides)
+    check_dataset_fits(model, dataset, dataset_name=dataset_name)
     from .trainer import Trainer
 
     out = Path(args.out or f"runs/{args.target}")
@@ -283,7 +322,7 @@ def _print_table(rows) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="zoo", description="A plugin-based zoo of generative models.")
+    parser = _Parser(prog="zoo", description="A plugin-based zoo of generative models.")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -299,14 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list plugins and their errors", description="List installed plugins.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show full tracebacks of plugin errors")
+    p.add_argument("--check", action="store_true",
+                   help="also import every family's, dataset's and metric's code now; exit 1 if a plugin has errors")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("sample", help="write a grid of samples", description="Sample a model into a PNG grid.")
     p.add_argument("name", help="catalog name, org/repo[@rev] or folder")
-    p.add_argument("-n", "--num", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("-n", "--num", type=_count, default=16, help="number of samples (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="samples.png", help="PNG path (default samples.png)")
-    p.add_argument("--nrow", type=int, default=None, help="images per row")
+    p.add_argument("--nrow", type=_count, default=None, help="images per row")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="sampler option, e.g. num_inference_steps=50")
     p.set_defaults(func=cmd_sample)
@@ -361,17 +402,17 @@ def build_parser() -> argparse.ArgumentParser:
         "and turntables for scene models, into a folder."))
     p.add_argument("-o", "--out", default="zoo-output", help="folder (default zoo-output)")
     p.add_argument("pattern", nargs="?", help="only models matching this wildcard")
-    p.add_argument("-n", "--num", type=int, default=64, help="samples per model (default 64)")
-    p.add_argument("--frames", type=int, default=24, help="turntable frames (default 24)")
+    p.add_argument("-n", "--num", type=_count, default=64, help="samples per model (default 64)")
+    p.add_argument("--frames", type=_count, default=24, help="turntable frames (default 24)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("render", help="render a scene turntable", description="Render a turntable of a scene model.")
     p.add_argument("name")
-    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--frames", type=_count, default=60)
     p.add_argument("-o", "--output", default="turntable.gif")
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the model's)")
-    p.add_argument("--fps", type=int, default=15)
+    p.add_argument("--fps", type=_count, default=15)
     p.add_argument("--depth", action="store_true", help="also write depth maps")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_render)
@@ -379,21 +420,85 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .errors import ZooError
+    from .errors import PluginBrokenError, ZooError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ZooError, FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `zoo list | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
+    except Exception as error:
         if os.environ.get("ZOO_DEBUG"):
+            raise
+        plugin = _plugin_at_fault(error)
+        if isinstance(error, PluginBrokenError) or (plugin is not None and not _deliberate(error)):
+            where = f" the plugin {plugin}" if plugin else " a plugin"
+            message = str(error) if isinstance(error, ZooError) else f"{type(error).__name__}: {_first_line(error)}"
+            print(f"zoo: error: bug in{where}, not a mistake in your command: {message} "
+                  "(report it to the plugin's authors; ZOO_DEBUG=1 shows the traceback)", file=sys.stderr)
+            return 1
+        if not isinstance(error, (UserError, ZooError, FileNotFoundError, ValueError, KeyError, NotImplementedError)):
             raise
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
         print(f"zoo: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("zoo: interrupted", file=sys.stderr)
-        return 130
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _plugin_at_fault(error: BaseException) -> Optional[str]:
+    """The plugin distribution ("zoo-vae 0.1.0") whose code is the innermost in the traceback, or None.
+
+    ZooErrors and UserErrors are the zoo speaking on purpose: never a plugin's fault. Otherwise the
+    innermost frame of a plugin's package (not the core's) names the plugin.
+    """
+    from .errors import PluginBrokenError, ZooError
+
+    if isinstance(error, (ZooError, UserError)) and not isinstance(error, PluginBrokenError):
+        return None
+    try:
+        from .plugins import state
+
+        packages = {}
+        for record in state().plugins.values():
+            if record.module and record.distribution.name != "zoo-core":
+                packages[record.module.split(".")[0]] = f"{record.distribution.name} {record.distribution.version}"
+    except Exception:  # the report of an error must not fail in turn
+        return None
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        top = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+        if top in packages:
+            found = packages[top]
+        tb = tb.tb_next
+    return found
+
+
+def _deliberate(error: BaseException) -> bool:
+    """A ValueError, FileNotFoundError or NotImplementedError that a plugin raised with its own message
+    (a ``raise`` statement in the plugin, e.g. "num_inference_steps must be between 1 and T") is the
+    plugin telling the user about their input; one raised by a failing operation (``d[key]``,
+    ``int(text)``, a library call) is a bug. KeyErrors and other types from a plugin are always bugs."""
+    import linecache
+
+    if not isinstance(error, (ValueError, FileNotFoundError, NotImplementedError)) or isinstance(error, KeyError):
+        return False
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
+    return line.startswith("raise ")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,84 @@ class ImageTensorDataset:
         return self.images.float().div_(255.0)
 
 
+def check_limit(limit) -> Optional[int]:
+    """``limit``: None (every item) or a whole number of items, at least 1."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"limit={limit!r} is not a number of items: give a whole number of at least 1 (e.g. --data-option "
+            "limit=1000), or leave it out to use every item"
+        )
+    return limit
+
+
+def check_dataset_fits(model, dataset, *, dataset_name: str) -> None:
+    """Before training: compare the shape of the dataset's first item with the model's ``example_batch``.
+
+    A mismatch (MNIST's 1x28x28 images for a 3x32x32 model) is a DataMismatchError that names both
+    shapes and the model's config fields holding the numbers that differ, instead of a shape error
+    deep inside the first training step.
+    """
+    import torch
+
+    if len(dataset) == 0:
+        from .errors import DataMismatchError
+
+        raise DataMismatchError(f"the {dataset_name} dataset is empty: check --data and --data-option limit")
+    expected = _shapes(model.example_batch(1, generator=torch.Generator().manual_seed(0)), batched=True)
+    got = _shapes(dataset[0], batched=False)
+    if expected == got or not _comparable(expected, got):
+        return
+    from .errors import DataMismatchError
+
+    hint = ""
+    if isinstance(expected, tuple) and isinstance(got, tuple) and len(expected) == len(got):
+        wanted = {e for e, g in zip(expected, got) if e != g}
+        fields = [f"{k}={v}" for k, v in model.config.model_dump().items()
+                  if isinstance(v, int) and not isinstance(v, bool) and v in wanted]
+        if fields:
+            hint = f" The model's config has {', '.join(fields)}: set them to fit the data (--set KEY=VALUE)."
+    raise DataMismatchError(
+        f"the {dataset_name} dataset gives items of shape {_show(got)}, but this {model.family} model takes "
+        f"{_show(expected)}.{hint} Or train on data of that shape (--data, --dataset)."
+    )
+
+
+def _shapes(batch, *, batched: bool):
+    """The shape of a tensor (without the batch dimension), or a dict/tuple of them; None if not tensors."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return tuple(batch.shape[1:]) if batched else tuple(batch.shape)
+    if isinstance(batch, dict):
+        shapes = {k: _shapes(v, batched=batched) for k, v in batch.items()}
+        return None if any(v is None for v in shapes.values()) else shapes
+    if isinstance(batch, (tuple, list)):
+        shapes = tuple(_shapes(v, batched=batched) for v in batch)
+        return None if any(v is None for v in shapes) else shapes
+    return None
+
+
+def _comparable(a, b) -> bool:
+    """Same structure (tensor, dict with the same keys, tuple of the same length): only then are shapes compared."""
+    if a is None or b is None or type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys()
+    if isinstance(a, tuple) and a and not isinstance(a[0], int):
+        return len(a) == len(b)
+    return True
+
+
+def _show(shape) -> str:
+    if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
+        return "x".join(map(str, shape)) or "a scalar"
+    return str(shape)
+
+
 def load_mnist(path: Optional[str | Path] = None, split: str = "train", limit: Optional[int] = None):
     """MNIST from the four standard IDX gz files in ``path``; ``split`` is ``train`` or ``test``."""
     if split not in MNIST_FILES:
@@ -79,8 +157,9 @@ def load_mnist(path: Optional[str | Path] = None, split: str = "train", limit: O
                 f"({', '.join(n for pair in MNIST_FILES.values() for n in pair)}) in {folder}, "
                 f"or pass --data FOLDER."
             )
+    limit = check_limit(limit)
     images, labels = read_idx(image_file), read_idx(label_file)
-    if limit:
+    if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return ImageTensorDataset(images, labels)
 
@@ -91,6 +170,7 @@ def load_cifar10_npz(path: Optional[str | Path] = None, split: str = "test", lim
     ``path`` is the npz file or a folder holding exactly one; ``split`` is informational (the
     shared copy is the test split).
     """
+    limit = check_limit(limit)
     target = Path(path).expanduser() if path else data_home("cifar10")
     if target.is_dir():
         found = sorted(target.glob("*.npz"))
@@ -104,7 +184,7 @@ def load_cifar10_npz(path: Optional[str | Path] = None, split: str = "test", lim
             raise ValueError(f"{target} has no 'images' array (found: {', '.join(archive.files)})")
         images = archive["images"]
         labels = archive["labels"] if "labels" in archive else None
-    if limit:
+    if limit is not None:
         images = images[:limit]
         labels = None if labels is None else labels[:limit]
     return ImageTensorDataset(images, labels)

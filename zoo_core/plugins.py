@@ -9,7 +9,13 @@ Environment variables:
 
 * ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (the core's own pieces still load).
 * ``ZOO_PLUGINS=zoo-ae,zoo-vae``: load only these distributions (an allowlist; empty means none).
-* ``ZOO_TRACE_HOOKS=1``: print every hook call to stderr.
+* ``ZOO_TRACE_HOOKS=1``: print every hook call to stderr (which plugin, which hook, what it registered).
+
+A plugin cannot take the zoo down: an import that raises anything (``sys.exit()`` included; only
+Ctrl-C goes through), a hook that raises or registers the wrong kind of object, a ``zoo_*``
+function without ``@hookimpl`` and a spec whose import path names a module that is not installed
+are recorded against that plugin, and ``zoo plugins`` shows them. ``zoo plugins --check`` also
+imports every spec's targets (``check_imports``), which loading does not do, to keep start-up fast.
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import DatasetSpec, FamilySpec, MetricSpec, import_object
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -73,7 +79,8 @@ class PluginState:
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
-        if os.environ.get("ZOO_TRACE_HOOKS"):
+        self.tracing = os.environ.get("ZOO_TRACE_HOOKS", "").strip().lower() not in ("", "0", "false", "no", "off")
+        if self.tracing:  # hooks called through pluggy (self.pm.hook.NAME(...)) trace themselves
             self.pm.trace.root.setwriter(sys.stderr.write)
             self.pm.enable_tracing()
 
@@ -101,17 +108,24 @@ class PluginState:
             module = importer()
             record.module = getattr(module, "__name__", repr(module))
             self.pm.register(module, name=name)
-        except Exception as error:  # a broken plugin must not break the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # a broken plugin must not break the others, not even with sys.exit()
+            what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
             record.errors.append(
                 f'Error importing plugin "{name}" from {distribution.name} {distribution.version}: '
-                f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+                f"{what}\n{traceback.format_exc()}"
             )
             return
         record.hooks = sorted(impl.name for impl in self.pm.get_hookcallers(module) or [])
-        unknown = [h for h in dir(module) if h.startswith("zoo_") and callable(getattr(module, h))
-                   and not hasattr(self.pm.hook, h)]
-        for hook_name in unknown:
-            record.errors.append(f"{name} implements {hook_name}, which is not a zoo hook (typo?)")
+        for hook_name in sorted(h for h in dir(module) if h.startswith("zoo_") and callable(getattr(module, h, None))):
+            if not hasattr(self.pm.hook, hook_name):
+                record.errors.append(f"{name} implements {hook_name}, which is not a zoo hook (typo?)")
+            elif hook_name not in record.hooks:
+                record.errors.append(
+                    f"{name} defines {hook_name} without @hookimpl, so it is never called: decorate it with "
+                    "@zoo_core.plugins.hookimpl"
+                )
         self._call(name, "zoo_register_families", FamilySpec, self.families)
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
@@ -125,13 +139,20 @@ class PluginState:
                 continue
 
             def register(obj, _kind=hook_name):
-                if spec_type is None:  # a catalog source: validated when the catalog is read
+                if spec_type is None:  # a catalog source: its content is validated when the catalog is read
+                    if not _is_catalog_source(obj):
+                        raise TypeError(
+                            f"{_kind} registered {obj!r}; a catalog source is a path (str, pathlib.Path, "
+                            "importlib.resources file) of a YAML file, or a mapping"
+                        )
                     self.catalog_sources.append((obj, record.distribution))
-                    record.registered.append(f"catalog {obj}")
+                    record.registered.append(f"catalog {obj if not isinstance(obj, Mapping) else '<mapping>'}")
                     return
                 if not isinstance(obj, spec_type):
                     raise TypeError(f"{_kind} registered {obj!r}, expected a {spec_type.__name__}")
                 kind = spec_type.__name__.replace("Spec", "").lower()
+                for problem in _spec_problems(obj):
+                    record.errors.append(f"{kind} {obj.name!r}: {problem}")
                 if obj.name in table:
                     other = table[obj.name].distribution
                     self.conflicts.setdefault((kind, obj.name), [other]).append(record.distribution)
@@ -143,12 +164,34 @@ class PluginState:
                 table[obj.name] = Registered(obj, record.distribution)
                 record.registered.append(f"{kind} {obj.name}")
 
+            before = len(record.registered)
             try:
                 impl.function(register=register)
-            except Exception as error:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # SystemExit included: one plugin's hook cannot end the zoo
                 record.errors.append(
                     f"{plugin_name}.{hook_name} failed: {type(error).__name__}: {error}\n{traceback.format_exc()}"
                 )
+            if self.tracing:
+                added = ", ".join(record.registered[before:]) or "nothing"
+                sys.stderr.write(f"zoo hook: {hook_name}(register) in {plugin_name} ({record.module}): {added}\n")
+
+    def check_imports(self) -> None:
+        """Import every registered spec's targets; record each failure against the plugin that registered it."""
+        for kind, table in (("family", self.families), ("dataset", self.datasets), ("metric", self.metrics)):
+            for name, registered in sorted(table.items()):
+                for path in _import_paths(registered.spec):
+                    try:
+                        import_object(path)
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as error:
+                        record = next((r for r in self.plugins.values() if r.distribution == registered.distribution
+                                       and f"{kind} {name}" in r.registered), None)
+                        message = f"{kind} {name!r}: cannot import {path!r}: {type(error).__name__}: {error}"
+                        if record is not None and message not in record.errors:
+                            record.errors.append(message)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -237,6 +280,59 @@ def get_metric(name: str) -> MetricSpec:
 
 def plugin_records() -> list[PluginRecord]:
     return list(state().plugins.values())
+
+
+def check_imports() -> list[PluginRecord]:
+    """``zoo plugins --check``: import every spec's targets now; returns the records (with any new errors)."""
+    state().check_imports()
+    return plugin_records()
+
+
+def owner_of(spec: Any) -> Optional[Distribution]:
+    """The distribution that registered ``spec`` (a FamilySpec, DatasetSpec or MetricSpec), if any."""
+    s = state()
+    for table in (s.families, s.datasets, s.metrics):
+        for registered in table.values():
+            if registered.spec is spec:
+                return registered.distribution
+    return None
+
+
+def _is_catalog_source(obj: Any) -> bool:
+    return isinstance(obj, (str, os.PathLike, Mapping)) or (
+        callable(getattr(obj, "read_text", None)) and not isinstance(obj, type)
+    )
+
+
+def _import_paths(spec: Any) -> list[str]:
+    if isinstance(spec, FamilySpec):
+        return [spec.config, spec.model]
+    if isinstance(spec, DatasetSpec):
+        return [spec.loader]
+    if isinstance(spec, MetricSpec):
+        return [spec.function]
+    return []
+
+
+def _spec_problems(spec: Any) -> list[str]:
+    """What can be told about a spec's import paths without importing them (start-up stays fast):
+    their form, and whether their top-level package is installed at all."""
+    import importlib.util
+
+    problems = []
+    for path in _import_paths(spec):
+        module, _, attribute = path.partition(":") if isinstance(path, str) else ("", "", "")
+        if not module or not attribute or not all(part.isidentifier() for part in module.split(".") + attribute.split(".")):
+            problems.append(f"import path {path!r} must look like 'package.module:attribute'")
+            continue
+        top = module.split(".")[0]
+        try:
+            found = top in sys.modules or importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            problems.append(f"import path {path!r} names the package {top!r}, which is not installed")
+    return problems
 
 
 def _normalize(name: str) -> str:

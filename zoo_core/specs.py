@@ -22,6 +22,24 @@ def import_object(path: str) -> Any:
     return obj
 
 
+def _target(spec: Any, path: str) -> Any:
+    """``import_object(path)`` for a spec; a path that does not resolve is the plugin's bug, said as such."""
+    try:
+        return import_object(path)
+    except (ImportError, AttributeError, ValueError) as error:
+        from .errors import PluginBrokenError
+        from .plugins import owner_of
+
+        owner = owner_of(spec)
+        plugin = f"the plugin {owner.name} {owner.version}" if owner else "the plugin that registered it"
+        kind = type(spec).__name__.replace("Spec", "").lower()
+        raise PluginBrokenError(
+            f"{kind} {spec.name!r} names {path!r}, which cannot be imported ({type(error).__name__}: {error}). "
+            f"This is a problem of {plugin}, not of your command: reinstall it or report it to its authors; "
+            "`zoo plugins --check` lists every such problem."
+        ) from error
+
+
 @dataclass(frozen=True)
 class FamilySpec:
     """A model family: a config class and the Generator that it builds.
@@ -42,10 +60,10 @@ class FamilySpec:
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
 
     def config_class(self):
-        return import_object(self.config)
+        return _target(self, self.config)
 
     def model_class(self):
-        return import_object(self.model)
+        return _target(self, self.model)
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,9 @@ class DatasetSpec:
     description: str = ""
 
     def load(self, path, split: str = "train", **options):
-        return import_object(self.loader)(path, split=split, **options)
+        loader = _target(self, self.loader)
+        _check_options(loader, options, f"the {self.name} dataset", flag="--data-option")
+        return loader(path, split=split, **options)
 
 
 @dataclass(frozen=True)
@@ -80,4 +100,31 @@ class MetricSpec:
     families: Optional[tuple[str, ...]] = None
 
     def compute(self, model, **kwargs) -> dict[str, float]:
-        return import_object(self.function)(model, **kwargs)
+        return _target(self, self.function)(model, **kwargs)
+
+
+def _check_options(function: Any, options: Mapping[str, Any], what: str, *, flag: str) -> None:
+    """Refuse keyword options ``function`` does not take (unless it takes ``**kwargs``), naming the valid ones."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = sorted(n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                   and n not in ("path", "split"))
+    unknown = [name for name in options if name not in valid]
+    if unknown:
+        import difflib
+
+        from .errors import UnknownOptionError
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+        raise UnknownOptionError(
+            f"{what} takes no option {', '.join(hints)}; its {flag} options: {', '.join(valid) or 'none'}"
+        )
