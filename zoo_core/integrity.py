@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -94,7 +95,7 @@ def atomic_save(save: Callable) -> Callable:
             names = sorted(p.name for p in staging.iterdir() if p.name != CHECKSUMS_NAME) + [CHECKSUMS_NAME]
             for name in names:
                 os.replace(staging / name, directory / name)
-        except OSError as error:
+        except Exception as error:  # safetensors reports I/O errors as its own type, with "os error N"
             _raise_if_disk_full(error, directory)
             raise
         finally:
@@ -104,9 +105,13 @@ def atomic_save(save: Callable) -> Callable:
     return wrapper
 
 
-def _raise_if_disk_full(error: OSError, directory: Path) -> None:
-    if error.errno in _DISK_FULL:
+def _raise_if_disk_full(error: Exception, directory: Path) -> None:
+    number = getattr(error, "errno", None)
+    if number is None:
+        match = re.search(r"os error (\d+)", str(error))
+        number = int(match.group(1)) if match else None
+    if number in _DISK_FULL:
         raise DiskFullError(
-            f"disk full while saving to {directory} ({os.strerror(error.errno)}): nothing there was changed. Free "
+            f"disk full while saving to {directory} ({os.strerror(number)}): nothing there was changed. Free "
             "some space (or raise the file size limit), or save to another folder."
         ) from None
