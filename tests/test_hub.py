@@ -93,7 +93,8 @@ def test_parse_repo_id():
     assert zhub.parse_repo_id("a/b/c") is None
 
 
-@pytest.mark.parametrize("text", ["org/na me", "org/..", "org/a..b", "-org/x", "org/x.git", "org/x@../../etc", "org/x@"])
+@pytest.mark.parametrize("text", ["org/na me", "org/..", "org/a..b", "-org/x", "org/x.git", "org/x@../../etc", "org/x@",
+                                  "org/x\n", "org/x@main\n", "org/x@v1\x00", "org/x@ma\x1bin", "org\n/x"])
 def test_bad_repo_ids_and_revisions_are_refused(text):
     with pytest.raises(zhub.InvalidRepoIdError):
         zhub.parse_repo_id(text)

@@ -92,10 +92,9 @@ def test_bad_hub_settings_are_named(capsys, monkeypatch):
 
 def test_the_console_script_too():
     """The same rules through the installed `zoo` script, in a fresh process."""
-    result = run_zoo("sample", "ae-mnist", "-n", "0")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     result = run_zoo("sample", "ae-mnist", "--device", "gpu")
     assert result.returncode == 2 and result.stderr.startswith("zoo: error: device 'gpu' is not a device name")
+    assert result.stderr.count("\n") == 1
 
 
 # -- the same checks in the Python API ---------------------------------------------------------
