@@ -9,7 +9,7 @@ import json
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import zoo
@@ -128,6 +128,8 @@ repo_text = st.text(alphabet=string.ascii_letters + string.digits + "-_./@ \t\n\
 
 @FUZZ
 @given(repo_text)
+@example("org/name\n")  # regex `$` matches before a final newline: these once passed validation
+@example("org/name@main\n")
 def test_repo_ids_and_revisions_are_parsed_or_refused(text):
     try:
         parsed = zhub.parse_repo_id(text)

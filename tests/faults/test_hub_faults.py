@@ -226,7 +226,8 @@ def test_pinned_catalog_downloads_are_bounded_too(proxy, monkeypatch, tmp_path):
     proxy.inject("500", method="GET", path=WEIGHTS_GET, times=1000)
     with pytest.raises(HubError, match="HTTP 500") as info:
         zhub.download_pinned(repo_id, sha, hashes)
-    _one_line(info.value)
+    message = _one_line(info.value)
+    assert "model.safetensors" in message and "offline" not in message.lower() and "tried 2 times" in message
     proxy.clear()
     assert zhub.download_pinned(repo_id, sha, hashes).name == sha
 
