@@ -375,7 +375,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", action="store_true", help="also write depth maps")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_render)
+    _add_registered_commands(sub)
     return parser
+
+
+def _add_registered_commands(sub) -> None:
+    """Subcommands registered through the ``zoo_register_commands`` hook (the core's own included)."""
+    from .plugins import commands
+    from .specs import import_object
+
+    for name, registered in commands().items():
+        spec, owner = registered.spec, registered.distribution.name
+        if name in sub.choices:
+            print(f"zoo: warning: {owner} registers the command {name!r}, which the core already has; ignored",
+                  file=sys.stderr)
+            continue
+        p = sub.add_parser(name, help=spec.help, description=spec.help)
+        try:
+            import_object(spec.arguments)(p)
+        except Exception as error:  # a broken plugin command must not break the others
+            problem = f"the command {name!r} of {owner} is broken ({type(error).__name__}: {error}); see 'zoo plugins'"
+            p.set_defaults(func=lambda args, problem=problem: _fail(problem))
+            continue
+        p.set_defaults(func=lambda args, run=spec.run: import_object(run)(args))
+
+
+def _fail(problem: str) -> int:
+    raise UserError(problem)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -27,7 +27,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -70,6 +70,7 @@ class PluginState:
         self.families: dict[str, Registered] = {}
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
+        self.commands: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
@@ -116,6 +117,7 @@ class PluginState:
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
         self._call(name, "zoo_register_catalog", None, None)
+        self._call(name, "zoo_register_commands", CommandSpec, self.commands)
 
     def _call(self, plugin_name: str, hook_name: str, spec_type, table) -> None:
         record = self.plugins[plugin_name]
@@ -219,7 +221,10 @@ def get_dataset(name: str) -> DatasetSpec:
     s = state()
     s._check_conflict("dataset", name)
     if name not in s.datasets:
-        raise KeyError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(s.datasets)) or 'none'}")
+        from .checks import did_you_mean
+
+        raise KeyError(f"unknown dataset {name!r}.{did_you_mean(name, s.datasets)} Registered datasets: "
+                       f"{', '.join(sorted(s.datasets)) or 'none'} ('zoo families' shows which family reads which)")
     return s.datasets[name].spec
 
 
@@ -231,8 +236,17 @@ def get_metric(name: str) -> MetricSpec:
     s = state()
     s._check_conflict("metric", name)
     if name not in s.metrics:
-        raise KeyError(f"unknown metric {name!r}; registered metrics: {', '.join(sorted(s.metrics)) or 'none'}")
+        from .checks import did_you_mean
+
+        raise KeyError(f"unknown metric {name!r}.{did_you_mean(name, s.metrics)} Registered metrics: "
+                       f"{', '.join(sorted(s.metrics)) or 'none'} ('zoo families' shows them by family)")
     return s.metrics[name].spec
+
+
+def commands() -> dict[str, Registered]:
+    """The ``zoo`` subcommands plugins registered (the core's own included), with their distributions."""
+    s = state()
+    return {name: r for name, r in sorted(s.commands.items()) if ("command", name) not in s.conflicts}
 
 
 def plugin_records() -> list[PluginRecord]:
