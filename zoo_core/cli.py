@@ -68,8 +68,10 @@ def cmd_plugins(args) -> int:
     from .catalog import catalog
     from .plugins import plugin_records
 
+    from .checks import catalog_problems
+
     records = plugin_records()
-    catalog_errors = catalog().errors
+    catalog_errors = catalog().errors + catalog_problems()
     if args.json:
         print(json.dumps([
             {"name": r.name, "distribution": r.distribution.name, "version": r.distribution.version,

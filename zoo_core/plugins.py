@@ -218,14 +218,7 @@ def datasets() -> dict[str, DatasetSpec]:
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    s = state()
-    s._check_conflict("dataset", name)
-    if name not in s.datasets:
-        from .checks import did_you_mean
-
-        raise KeyError(f"unknown dataset {name!r}.{did_you_mean(name, s.datasets)} Registered datasets: "
-                       f"{', '.join(sorted(s.datasets)) or 'none'} ('zoo families' shows which family reads which)")
-    return s.datasets[name].spec
+    return _lookup("dataset", name, state().datasets)
 
 
 def metrics() -> dict[str, MetricSpec]:
@@ -233,14 +226,17 @@ def metrics() -> dict[str, MetricSpec]:
 
 
 def get_metric(name: str) -> MetricSpec:
-    s = state()
-    s._check_conflict("metric", name)
-    if name not in s.metrics:
+    return _lookup("metric", name, state().metrics)
+
+
+def _lookup(kind: str, name: str, table: dict[str, Registered]):
+    state()._check_conflict(kind, name)
+    if name not in table:
         from .checks import did_you_mean
 
-        raise KeyError(f"unknown metric {name!r}.{did_you_mean(name, s.metrics)} Registered metrics: "
-                       f"{', '.join(sorted(s.metrics)) or 'none'} ('zoo families' shows them by family)")
-    return s.metrics[name].spec
+        raise KeyError(f"unknown {kind} {name!r}.{did_you_mean(name, table)} Registered {kind}s: "
+                       f"{', '.join(sorted(table)) or 'none'} ('zoo families' lists them by family)")
+    return table[name].spec
 
 
 def commands() -> dict[str, Registered]:

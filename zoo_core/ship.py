@@ -111,6 +111,8 @@ def ship(
     train: Optional[dict] = None,
     tags: Sequence[str] = (),
     notes: Optional[str] = None,
+    keep: Sequence[str] = (),
+    split: Optional[str] = None,
     rtol: float = 1e-2,
     package_dir: Optional[Path] = None,
     catalog: Optional[Path] = None,
@@ -152,12 +154,19 @@ def ship(
         for metric, values in after.items():
             log(f"{metric}: " + ", ".join(f"{k}={v:.6g} (before saving {before[metric][k]:.6g})" for k, v in values.items()))
 
+        returned = {key for values in after.values() for key in values}
+        unknown = sorted(set(keep) - returned)
+        if unknown:
+            raise ShipError(f"--keep {', '.join(unknown)}: the metrics return no such value; they return "
+                            f"{', '.join(sorted(returned))}")
         measured = []
         for metric, values in after.items():
             command = f"zoo eval {name} --metric {metric}" + (f" --data {data}" if data else "")
             command += "".join(f" --option {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
             for key, value in values.items():
-                row = {"name": key, "value": float(f"{value:.6g}"), "dataset": dataset, "split": options.get("split"),
+                if keep and key not in keep:
+                    continue
+                row = {"name": key, "value": float(f"{value:.6g}"), "dataset": dataset, "split": split,
                        "command": command}
                 if notes:
                     row["notes"] = notes
@@ -219,6 +228,9 @@ def arguments(parser) -> None:
     parser.add_argument("--train", default=None, metavar="JSON",
                         help="the TrainConfig overrides that trained it, e.g. '{\"steps\": 2000}' (the catalog's train: block)")
     parser.add_argument("--tag", action="append", default=[], help="catalog tag (repeatable)")
+    parser.add_argument("--keep", action="append", default=[], metavar="KEY",
+                        help="catalogue only these metric values (repeatable; default: every value the metrics return)")
+    parser.add_argument("--split", default=None, help="the data split the metrics read, recorded in the entry (e.g. test)")
     parser.add_argument("--notes", default=None, help="a note on every metric, e.g. how it was trained")
     parser.add_argument("--rtol", type=float, default=1e-2, help="largest relative change of a metric after saving (default 0.01)")
     parser.add_argument("--package-dir", type=Path, default=None, help="the package's source folder (default: where it imports from)")
@@ -242,6 +254,7 @@ def run(args) -> int:
             Path(args.source), name=args.name, package=args.package, dtype=args.dtype, metrics=args.metric,
             data=args.data, options=_parse_assignments(args.option, "--option"), dataset=args.dataset,
             description=args.description, license=args.license, train=train, tags=args.tag, notes=args.notes,
+            keep=args.keep, split=args.split,
             rtol=args.rtol, package_dir=args.package_dir, catalog=args.catalog, force=args.force,
         )
     except ShipError as error:
