@@ -382,22 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_registered_commands(sub) -> None:
-    """Subcommands registered through the ``zoo_register_commands`` hook (the core's own included)."""
-    from .plugins import commands
+    """Subcommands registered through the ``zoo_register_commands`` hook (the core's own included).
+    A name the core already uses, or a command whose arguments fail, is reported by ``zoo plugins``."""
+    from .plugins import commands, plugin_records
     from .specs import import_object
+
+    def report(registered, problem: str) -> None:
+        for record in plugin_records():
+            if record.distribution == registered.distribution and problem not in record.errors:
+                record.errors.append(problem)
 
     for name, registered in commands().items():
         spec, owner = registered.spec, registered.distribution.name
         if name in sub.choices:
-            print(f"zoo: warning: {owner} registers the command {name!r}, which the core already has; ignored",
-                  file=sys.stderr)
+            report(registered, f"{owner} registers the command {name!r}, which the core already has; it is ignored")
             continue
         p = sub.add_parser(name, help=spec.help, description=spec.help)
         try:
             import_object(spec.arguments)(p)
         except Exception as error:  # a broken plugin command must not break the others
-            problem = f"the command {name!r} of {owner} is broken ({type(error).__name__}: {error}); see 'zoo plugins'"
-            p.set_defaults(func=lambda args, problem=problem: _fail(problem))
+            problem = f"the command {name!r} of {owner} is broken ({type(error).__name__}: {error})"
+            report(registered, problem)
+            p.set_defaults(func=lambda args, problem=problem: _fail(problem + "; see 'zoo plugins'"))
             continue
         p.set_defaults(func=lambda args, run=spec.run: import_object(run)(args))
 
