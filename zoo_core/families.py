@@ -87,7 +87,7 @@ def run(args) -> int:
         for field_name, field in info["config"].items():
             print(f"    {field_name}: {field['type']} = {json.dumps(field['default'])}  {field['description']}".rstrip())
         options = info["sampler_options"]
-        print("  sampler options: " + ("none" if not options else ""))
+        print("  sampler options:" + ("" if options else " none"))
         for option, text in options.items():
             print(f"    {option}: {text}")
         default = f" (zoo train reads {info['dataset']})" if info["dataset"] else ""
