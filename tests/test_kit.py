@@ -162,3 +162,36 @@ def test_pytest_zoo_family_names_the_closest_family_when_it_is_unknown(tmp_path)
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "--zoo-family vea: no installed plugin provides this family. Did you mean vae?" in result.stderr
+
+
+def test_the_guide_says_what_a_batch_is_for_every_registered_dataset():
+    from zoo_core.plugins import datasets
+
+    guide = (REPO / "docs" / "writing-plugins.md").read_text()
+    table = guide[guide.index("## 5. What a batch is"):guide.index("## 6.")]
+    for name in datasets():
+        assert f"| `{name}` |" in table, f"docs/writing-plugins.md section 5 does not describe the dataset {name!r}"
+
+
+def test_zoo_ship_refuses_weights_that_do_not_reproduce_their_metrics(tmp_path):
+    package = tmp_path / "zoo_ae"
+    package.mkdir()
+    (tmp_path / "catalog-entries.yaml").write_text("# entries\nversion: 1\nmodels: {}\n")
+    source = REPO / "plugins" / "zoo-ae" / "zoo_ae" / "weights" / "ae-mnist"
+    common = [str(source), "--name", "ae-mnist", "--package", "zoo_ae", "--package-dir", str(package),
+              "--metric", "recon", "--option", "limit=200", "--data", str(SHARED_DATA / "mnist")]
+    refused = run_zoo("ship", *common, "--dtype", "bfloat16", "--rtol", "1e-7")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the bfloat16 weights do not reproduce the metrics (rtol 1e-07): recon_error:" in refused.stderr
+    assert not (package / "weights").exists() and "models: {}" in (tmp_path / "catalog-entries.yaml").read_text()
+    shipped = run_zoo("ship", *common, "--dtype", "float16", "--keep", "recon_error", "--split", "test", check=True)
+    assert "recon_error=" in shipped.stdout
+    entry = __import__("yaml").safe_load((tmp_path / "catalog-entries.yaml").read_text())["models"]["ae-mnist"]
+    assert [m["name"] for m in entry["metrics"]] == ["recon_error"] and entry["metrics"][0]["split"] == "test"
+    assert entry["weights"]["sha256"]["config.json"] == (  # same config, same bytes
+        __import__("hashlib").sha256((source / "config.json").read_bytes()).hexdigest())
+    assert (tmp_path / "catalog-entries.yaml").read_text().startswith("# entries\n")
+    again = run_zoo("ship", *common, "--dtype", "float16")
+    assert again.returncode == 2 and "exists; shipped weights are not replaced unless you pass --force" in again.stderr
+    typo = run_zoo("ship", *common, "--force", "--keep", "recon_eror")
+    assert typo.returncode == 2 and "--keep recon_eror: the metrics return no such value" in typo.stderr
