@@ -59,6 +59,8 @@ def test_a_catalog_entry_must_name_a_registered_dataset_and_a_family_of_its_plug
         assert "'bad-family'" in problems[1] and "family 'autoencoder-x' is not provided by zoo-ae" in problems[1]
         assert cli.main(["plugins"]) == 0
         assert "catalog error: entry 'bad-dataset'" in capsys.readouterr().out
+        assert cli.main(["list"]) == 0
+        assert "warning: entry 'bad-family'" in capsys.readouterr().err
     finally:
         plugins.reset()
 

@@ -35,8 +35,10 @@ def cmd_list(args) -> int:
     from .catalog import catalog, list_models
     from .plugins import family_distribution
 
+    from .checks import catalog_problems
+
     cat = catalog()
-    for error in cat.errors:
+    for error in cat.errors + catalog_problems():
         print(f"warning: {error.splitlines()[0]} (see 'zoo plugins')", file=sys.stderr)
     names = list_models(args.pattern)
     if args.json:

@@ -8,8 +8,8 @@ under the ``zoo`` entry-point group of its distribution::
 
 Each hook receives a ``register`` callback instead of returning a list, so one plugin can
 register any number of things. The hooks are called once, when the plugin manager loads the
-plugins (the first time anything asks for families, datasets, metrics or the catalog); their
-return values are ignored. Registering a name that another plugin already registered marks the
+plugins (the first time anything asks for families, datasets, metrics, commands or the catalog;
+every ``zoo`` command line does, to build its parser); their return values are ignored. Registering a name that another plugin already registered marks the
 name as a conflict naming both distributions. Registering an object of the wrong type is reported
 by ``zoo plugins`` against the plugin, and the rest of the plugins keep working.
 

@@ -49,7 +49,8 @@ def pytest_configure(config):
                 f"{', '.join(known) or 'none'}. Install your plugin (pip install -e .) and see 'zoo plugins'."
             )
     checks = str(Path(__file__).with_name("conformance.py"))
-    if config.args_source == pytest.Config.ArgsSource.ARGS:
+    named_paths = getattr(pytest.Config, "ArgsSource", None)
+    if named_paths is not None and config.args_source == named_paths.ARGS:
         config.args.append(checks)  # the paths the user named, and the checks
     else:
         config.args[:] = [checks]  # no paths named: only the checks, from any folder
