@@ -50,22 +50,22 @@ def test_the_template_installs_and_passes_the_suite_as_generated(tmp_path):
 GLYPH = '''
     """A mixture of K Bernoulli images: p(x) = sum_k pi_k prod_i mu_ki^x_i (1 - mu_ki)^(1 - x_i)."""
 
-    import math
-
     import torch
-    from pydantic import Field
     from torch import nn
+    from pydantic import Field
 
+    import zoo
     from zoo_core.config import ZooConfig
-    from zoo_core.generator import Generator
 
 
     class GlyphConfig(ZooConfig):
+        """K Bernoulli images of size x size pixels."""
+
         components: int = Field(10, ge=1, description="K, the number of Bernoulli images in the mixture.")
         size: int = Field(28, ge=1, description="Image height and width in pixels.")
 
 
-    class Glyph(Generator):
+    class Glyph(zoo.Generator):
         family = "glyph"
         config_class = GlyphConfig
         sampler_options = {"component": "draw every sample from this mixture component"}
