@@ -50,3 +50,9 @@ def hub(hub_server, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield hub_server
     hub_server.start()
+
+
+@pytest.fixture
+def zoo_hub(hub):
+    """The conformance suite's loopback Hub (zoo_core.testing) is this session's test Hub."""
+    yield hub

@@ -22,7 +22,7 @@ def _pytest(*args: str, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=cwd)
 
 
-def test_the_template_installs_and_passes_the_suite_as_generated(tmp_path):
+def test_zoo_plugin_new_writes_the_distribution_and_refuses_bad_names(tmp_path):
     made = run_zoo("plugin", "new", "tmpl-check", "--dir", str(tmp_path), check=True)
     folder = tmp_path / "zoo-tmpl-check"
     assert f"wrote {folder}" in made.stdout
@@ -31,19 +31,13 @@ def test_the_template_installs_and_passes_the_suite_as_generated(tmp_path):
         "zoo_tmpl_check/plugin.py", "zoo_tmpl_check/model.py", "zoo_tmpl_check/catalog.yaml"}
     pyproject = (folder / "pyproject.toml").read_text()
     assert 'tmpl_check = "zoo_tmpl_check.plugin"' in pyproject and '"zoo-core>=0.1,<0.2"' in pyproject
+    assert "class TmplCheckConfig(ZooConfig):" in (folder / "zoo_tmpl_check" / "model.py").read_text()
     again = run_zoo("plugin", "new", "tmpl-check", "--dir", str(tmp_path))
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
     bad = run_zoo("plugin", "new", "Bad_Name", "--dir", str(tmp_path))
     assert bad.returncode == 2 and "lowercase letters" in bad.stderr
-    pip_install(str(folder))
-    try:
-        own = _pytest(cwd=folder)  # the generated distribution's own tests
-        assert own.returncode == 0 and "9 passed" in own.stdout, own.stdout + own.stderr
-        anywhere = _pytest("--zoo-family", "tmpl-check", "-rA", cwd=tmp_path)  # no test files here at all
-        assert anywhere.returncode == 0 and "9 passed" in anywhere.stdout, anywhere.stdout + anywhere.stderr
-        assert re.search(r"PASSED \S*::test_conformance_hub_round_trip\[tmpl-check\]", anywhere.stdout)
-    finally:
-        _uninstall("zoo-tmpl-check")
+    taken = run_zoo("plugin", "new", "vae", "--dir", str(tmp_path))
+    assert taken.returncode == 2 and "a family 'vae' is already installed" in taken.stderr
 
 
 # The author's model: a mixture of Bernoulli images (Bishop 2006, 9.3.3) on binarized pixels.
@@ -105,6 +99,9 @@ def test_an_author_goes_from_the_template_to_the_hub(tmp_path, hub):
     model_py = source / "zoo_glyph" / "model.py"
     pip_install("-e", str(source))
     try:
+        own = _pytest(cwd=source)  # as generated, it passes the suite from its own tests
+        assert own.returncode == 0 and "9 passed" in own.stdout, own.stdout + own.stderr
+
         # a first draft with two classic mistakes: the global RNG instead of the generator, options ignored
         draft = textwrap.dedent(GLYPH).replace("generator=generator", "generator=None")
         draft = draft.replace("self.check_sampler_options(options)", "pass")
@@ -133,8 +130,10 @@ def test_an_author_goes_from_the_template_to_the_hub(tmp_path, hub):
         assert "glyph-mnist:" in catalog and "model.safetensors: " in catalog and "command: zoo eval glyph-mnist" in catalog
         assert "registry entry:\nglyph-mnist:\n  family: glyph\n  plugin: zoo-glyph" in shipped
 
-        passing = _pytest("--zoo-family", "glyph", cwd=tmp_path)  # the catalog check now loads glyph-mnist
+        passing = _pytest("--zoo-family", "glyph", "-rA", cwd=tmp_path)  # from a folder without tests
         assert passing.returncode == 0 and "9 passed" in passing.stdout, passing.stdout + passing.stderr
+        assert re.search(r"PASSED \S*::test_conformance_hub_round_trip\[glyph\]", passing.stdout)
+        assert re.search(r"PASSED \S*::test_conformance_catalog_entries_are_valid\[glyph\]", passing.stdout)
         assert "glyph-mnist" in run_zoo("list", "glyph-*", check=True).stdout
         assert "catalog: glyph-mnist" in run_zoo("families", "glyph", check=True).stdout
         run_zoo("sample", "glyph-mnist", "-n", "4", "-o", str(tmp_path / "grid.png"), check=True)

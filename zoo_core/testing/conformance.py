@@ -142,7 +142,8 @@ def test_conformance_sampler_options_are_declared_and_unknown_ones_refused(zoo_f
         assert isinstance(description, str) and description.strip(), f"sampler option {name!r} has no description"
     parameters = inspect.signature(cls.sample).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    named = [p.name for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "generator"]
+    plain = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p.name for p in list(parameters.values())[2:] if p.kind in plain and p.name != "generator"]  # after self, n
     undeclared = [name for name in named if name not in options]
     assert not undeclared, f"{cls.__name__}.sample takes {undeclared} but sampler_options does not declare them"
     missing = [name for name in options if name not in parameters and not takes_any]
@@ -185,16 +186,20 @@ def test_conformance_hub_round_trip(zoo_family, zoo_hub):
 @pytest.mark.zoo_conformance
 def test_conformance_catalog_entries_are_valid(zoo_family):
     import zoo
-    from zoo_core.catalog import PackageWeights, catalog
+    from zoo_core.catalog import Catalog, PackageWeights, catalog
     from zoo_core.checks import catalog_problems
-    from zoo_core.plugins import family_distribution
+    from zoo_core.plugins import family_distribution, state
 
-    problems = [p for p in catalog_problems() if f"family {zoo_family!r}" in p or p.startswith("catalog")]
+    plugin = family_distribution(zoo_family).name
+    for source, distribution in state().catalog_sources:  # the plugin's own catalog files parse and validate
+        if distribution.name == plugin:
+            Catalog().add_source(source, plugin)  # raises CatalogError naming the file and the entry
+    ours = {name for name, e in catalog().entries.items() if e.family == zoo_family or e.plugin == plugin}
+    problems = [p for p in catalog_problems() if any(p.startswith(f"entry {name!r} ") for name in ours)]
     assert not problems, "\n".join(problems)
     entries = {name: e for name, e in catalog().entries.items() if e.family == zoo_family}
     for name, entry in entries.items():
-        assert entry.plugin == family_distribution(zoo_family).name, (
-            f"{name}: plugin {entry.plugin!r}, but the family comes from {family_distribution(zoo_family).name}")
+        assert entry.plugin == plugin, f"{name}: plugin {entry.plugin!r}, but the family comes from {plugin}"
         zoo.build(zoo_family, dict(entry.config))  # the overrides validate
         if isinstance(entry.weights, PackageWeights):  # shipped files: present, hashes and config match
             zoo.load(name, device="cpu")

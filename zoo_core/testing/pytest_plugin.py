@@ -83,7 +83,12 @@ def _zoo_hub_server():
 
 @pytest.fixture
 def zoo_hub(_zoo_hub_server, tmp_path, monkeypatch):
-    """A running loopback Hub, with HF_ENDPOINT, HF_TOKEN and an empty HF_HOME set for this test."""
+    """A running loopback Hub, with HF_ENDPOINT, HF_TOKEN and an empty HF_HOME set for this test.
+
+    The zoo reads these at each call. ``huggingface_hub`` reads its own copies once, at import: it
+    is imported first so that the session's settings, not this test's, stay in its constants."""
+    import huggingface_hub  # noqa: F401
+
     _zoo_hub_server.start()
     monkeypatch.setenv("HF_ENDPOINT", _zoo_hub_server.url)
     monkeypatch.setenv("HF_TOKEN", _zoo_hub_server.token)
