@@ -170,9 +170,9 @@ def test_the_guide_says_what_a_batch_is_for_every_registered_dataset():
     from zoo_core.plugins import datasets
 
     guide = (REPO / "docs" / "writing-plugins.md").read_text()
-    table = guide[guide.index("## 5. What a batch is"):guide.index("## 6.")]
+    table = guide[guide.index("## 7. What a batch is"):guide.index("## 8.")]
     for name in datasets():
-        assert f"| `{name}` |" in table, f"docs/writing-plugins.md section 5 does not describe the dataset {name!r}"
+        assert f"| `{name}` |" in table, f"docs/writing-plugins.md section 7 does not describe the dataset {name!r}"
 
 
 def test_zoo_ship_refuses_weights_that_do_not_reproduce_their_metrics(tmp_path):
