@@ -52,9 +52,11 @@ def test_a_catalog_entry_must_name_a_registered_dataset_and_a_family_of_its_plug
             "bad-dataset": {"family": "ae", "plugin": "zoo-ae", "weights": weights, "dataset": "mnits"},
             "bad-family": {"family": "autoencoder-x", "plugin": "zoo-ae", "weights": weights},
             "not-installed": {"family": "flow", "plugin": "zoo-flow", "weights": weights},
+            "wrong-plugin": {"family": "vae", "plugin": "zoo-ae", "weights": weights},
         }}, "test")
         problems = catalog_problems()
-        assert len(problems) == 2, problems
+        assert len(problems) == 3, problems
+        assert "'wrong-plugin'" in problems[2] and "plugin 'zoo-ae', but the family 'vae' comes from zoo-vae" in problems[2]
         assert "'bad-dataset'" in problems[0] and "dataset 'mnits' is not a registered dataset. Did you mean mnist?" in problems[0]
         assert "'bad-family'" in problems[1] and "family 'autoencoder-x' is not provided by zoo-ae" in problems[1]
         assert cli.main(["plugins"]) == 0
