@@ -96,6 +96,43 @@ def compare(before: dict, after: dict, *, rtol: float, atol: float = 1e-6) -> li
     return moved
 
 
+def metric_rows(name: str, values_by_metric: dict, *, data, options: dict, dataset, split, notes,
+                keep: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The catalog's ``metrics:`` rows, each with the ``zoo eval`` command that re-measures it."""
+    returned = {key for values in values_by_metric.values() for key in values}
+    unknown = sorted(set(keep) - returned)
+    if unknown:
+        raise ShipError(f"--keep {', '.join(unknown)}: the metrics return no such value; they return "
+                        f"{', '.join(sorted(returned))}")
+    rows = []
+    for metric, values in values_by_metric.items():
+        command = f"zoo eval {name} --metric {metric}" + (f" --data {data}" if data else "")
+        command += "".join(f" --option {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items())
+        for key, value in values.items():
+            if keep and key not in keep:
+                continue
+            row = {"name": key, "value": float(f"{value:.6g}"), "dataset": dataset, "split": split,
+                   "command": command, "notes": notes}
+            rows.append({k: v for k, v in row.items() if v is not None})
+    return rows
+
+
+def fragment_with(fragment: Path, name: str, entry: dict) -> str:
+    """The text of the catalog fragment with ``name`` set to ``entry`` (its leading comment kept)."""
+    import itertools
+
+    import yaml
+
+    from .catalog import CatalogFile
+
+    old = fragment.read_text("utf-8") if fragment.is_file() else ""
+    data = yaml.safe_load(old) or {}
+    data = {"version": data.get("version", 1), **data, "models": {**(data.get("models") or {}), name: entry}}
+    CatalogFile.model_validate(data)
+    header = list(itertools.takewhile(lambda line: line.startswith("#"), old.splitlines()))
+    return "\n".join(header + [yaml.safe_dump(data, sort_keys=False, width=120).rstrip()]) + "\n"
+
+
 def ship(
     source: Path,
     *,
@@ -121,10 +158,8 @@ def ship(
 ) -> dict[str, Any]:
     """Ship ``source`` as the catalog model ``name`` inside ``package``; returns the catalog entry."""
     import torch
-    import yaml
 
     from . import loading
-    from .catalog import CatalogEntry, CatalogFile
     from .plugins import family_distribution, get_family
 
     if dtype not in DTYPES:
@@ -154,23 +189,8 @@ def ship(
         for metric, values in after.items():
             log(f"{metric}: " + ", ".join(f"{k}={v:.6g} (before saving {before[metric][k]:.6g})" for k, v in values.items()))
 
-        returned = {key for values in after.values() for key in values}
-        unknown = sorted(set(keep) - returned)
-        if unknown:
-            raise ShipError(f"--keep {', '.join(unknown)}: the metrics return no such value; they return "
-                            f"{', '.join(sorted(returned))}")
-        measured = []
-        for metric, values in after.items():
-            command = f"zoo eval {name} --metric {metric}" + (f" --data {data}" if data else "")
-            command += "".join(f" --option {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
-            for key, value in values.items():
-                if keep and key not in keep:
-                    continue
-                row = {"name": key, "value": float(f"{value:.6g}"), "dataset": dataset, "split": split,
-                       "command": command}
-                if notes:
-                    row["notes"] = notes
-                measured.append({k: v for k, v in row.items() if v is not None})
+        measured = metric_rows(name, after, data=data, options=options, dataset=dataset, split=split, notes=notes,
+                               keep=keep)
         final = work / "final"
         shipped.save_pretrained(final, metrics=measured, dataset=dataset, license=license, dtype=getattr(torch, dtype))
         reloaded = loading.load(final, device="cpu")
@@ -191,21 +211,12 @@ def ship(
             "tags": list(tags),
         }
         entry = {k: v for k, v in entry.items() if v is not None}
-        CatalogEntry.model_validate(entry)  # the entry is valid before anything is written
-
-        existing = yaml.safe_load(fragment.read_text("utf-8")) if fragment.is_file() else None
-        existing = existing or {"version": 1, "models": {}}
-        existing.setdefault("version", 1)
-        existing["models"] = dict(existing.get("models") or {})
-        existing["models"][name] = entry
-        CatalogFile.model_validate(existing)
-        header = [line for line in (fragment.read_text("utf-8").splitlines() if fragment.is_file() else [])
-                  if line.startswith("#")][:3]  # keep the fragment's leading comment
+        text = fragment_with(fragment, name, entry)  # validated before anything is written
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(final, target)
-    fragment.write_text("\n".join(header + [yaml.safe_dump(existing, sort_keys=False, width=120).rstrip()]) + "\n", "utf-8")
+    fragment.write_text(text, "utf-8")
     from . import plugins
 
     plugins.reset()  # the next lookup reads the new entry
