@@ -199,3 +199,13 @@ def test_zoo_ship_refuses_weights_that_do_not_reproduce_their_metrics(tmp_path):
     assert again.returncode == 2 and "exists; shipped weights are not replaced unless you pass --force" in again.stderr
     typo = run_zoo("ship", *common, "--force", "--keep", "recon_eror")
     assert typo.returncode == 2 and "--keep recon_eror: the metrics return no such value" in typo.stderr
+
+
+def test_zoo_ship_checks_only_the_kept_values_so_timings_do_not_block_it():
+    from zoo_core.ship import compare
+
+    before, after = {"psnr": {"psnr": 29.5252, "seconds": 2.0}}, {"psnr": {"psnr": 29.5251, "seconds": 3.7}}
+    assert compare(before, after, rtol=0.01) == ["seconds: 2 before, 3.7 after saving"]
+    assert compare(before, after, rtol=0.01, keep=["psnr"]) == []
+    assert compare(before, {"psnr": {"psnr": 28.0, "seconds": 2.0}}, rtol=0.01, keep=["psnr"]) == [
+        "psnr: 29.5252 before, 28 after saving"]

@@ -85,11 +85,13 @@ def measure(model, metric_names: Sequence[str], *, data, options: dict, out_dir:
     return results
 
 
-def compare(before: dict, after: dict, *, rtol: float, atol: float = 1e-6) -> list[str]:
-    """The metric values that moved by more than rtol (relative) + atol."""
+def compare(before: dict, after: dict, *, rtol: float, atol: float = 1e-6, keep: Sequence[str] = ()) -> list[str]:
+    """The metric values (those in ``keep``, if given) that moved by more than rtol (relative) + atol."""
     moved = []
     for metric, values in before.items():
         for key, a in values.items():
+            if keep and key not in keep:
+                continue
             b = after[metric][key]
             if not (math.isfinite(a) and math.isfinite(b)) or abs(a - b) > atol + rtol * max(abs(a), abs(b)):
                 moved.append(f"{key}: {a:.6g} before, {b:.6g} after saving")
@@ -182,10 +184,11 @@ def ship(
         model.save_pretrained(work / "cast", dtype=getattr(torch, dtype))
         shipped = loading.load(work / "cast", device="cpu")
         after = measure(shipped, metrics, data=data, options=options, out_dir=work / "after")
-        moved = compare(before, after, rtol=rtol)
+        moved = compare(before, after, rtol=rtol, keep=keep)
         if moved:
             raise ShipError(f"the {dtype} weights do not reproduce the metrics (rtol {rtol}): {'; '.join(moved)}; "
-                            "ship in a wider --dtype, or raise --rtol if the metric is noisy")
+                            "ship in a wider --dtype, raise --rtol if the metric is noisy, or --keep only the values "
+                            "that measure the model (not timings)")
         for metric, values in after.items():
             log(f"{metric}: " + ", ".join(f"{k}={v:.6g} (before saving {before[metric][k]:.6g})" for k, v in values.items()))
 
@@ -240,7 +243,7 @@ def arguments(parser) -> None:
                         help="the TrainConfig overrides that trained it, e.g. '{\"steps\": 2000}' (the catalog's train: block)")
     parser.add_argument("--tag", action="append", default=[], help="catalog tag (repeatable)")
     parser.add_argument("--keep", action="append", default=[], metavar="KEY",
-                        help="catalogue only these metric values (repeatable; default: every value the metrics return)")
+                        help="catalogue and check only these metric values (repeatable; default: every value the metrics return)")
     parser.add_argument("--split", default=None, help="the data split the metrics read, recorded in the entry (e.g. test)")
     parser.add_argument("--notes", default=None, help="a note on every metric, e.g. how it was trained")
     parser.add_argument("--rtol", type=float, default=1e-2, help="largest relative change of a metric after saving (default 0.01)")
