@@ -3,7 +3,7 @@
 from importlib import resources
 
 from .plugins import hookimpl
-from .specs import DatasetSpec, MetricSpec
+from .specs import DatasetSpec, MetricSpec, TrainerSpec
 
 
 @hookimpl
@@ -20,3 +20,11 @@ def zoo_register_metrics(register):
 @hookimpl
 def zoo_register_catalog(register):
     register(resources.files("zoo_core").joinpath("registry.yaml"))
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register(TrainerSpec("accelerate", "zoo_core.trainers.accelerated:AccelerateTrainer",
+                         "Accelerate: CPU, GPUs, several processes, mixed precision (the default)"))
+    register(TrainerSpec("plain", "zoo_core.trainers.plain:PlainTrainer",
+                         "plain PyTorch, one process, full precision: for debugging and as the benches' baseline"))

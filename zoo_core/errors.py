@@ -46,3 +46,10 @@ class HubError(ZooError):
 class UnknownOptionError(ZooError, TypeError):
     """A sampler (or other) option that the family does not declare; the message names the valid
     ones and the closest match. A ``TypeError``, like Python's own unexpected-keyword error."""
+
+
+class UnknownTrainerError(ZooError, KeyError):
+    """A trainer name (``zoo train --trainer``, ``zoo.trainer``) that no installed plugin registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

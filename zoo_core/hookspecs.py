@@ -24,7 +24,7 @@ from typing import Callable
 
 import pluggy
 
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import DatasetSpec, FamilySpec, MetricSpec, TrainerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -64,4 +64,15 @@ def zoo_register_catalog(register: Callable[[object], None]) -> None:
     ``source`` is a path (``str``, ``pathlib.Path`` or an ``importlib.resources`` traversable) of
     a YAML file in the format of ``registry.yaml``, or a mapping of the same shape. Entries are
     validated like ``registry.yaml``; errors name the file and the entry. Returns nothing.
+    """
+
+
+@hookspec
+def zoo_register_trainers(register: Callable[[TrainerSpec], None]) -> None:
+    """Register training engines for ``zoo train --trainer NAME`` and ``zoo.trainer(NAME)``.
+
+    Called once per plugin when plugins are loaded. Call ``register(TrainerSpec(name, trainer,
+    description))`` for each trainer, where ``trainer`` is the import path of a
+    ``zoo_core.trainer.Trainer`` subclass that keeps the contract in its docstring. The core
+    registers ``accelerate`` (the default) and ``plain`` this way. Returns nothing.
     """

@@ -27,7 +27,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import DatasetSpec, FamilySpec, MetricSpec, TrainerSpec
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -70,6 +70,7 @@ class PluginState:
         self.families: dict[str, Registered] = {}
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
+        self.trainers: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
@@ -115,6 +116,7 @@ class PluginState:
         self._call(name, "zoo_register_families", FamilySpec, self.families)
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
+        self._call(name, "zoo_register_trainers", TrainerSpec, self.trainers)
         self._call(name, "zoo_register_catalog", None, None)
 
     def _call(self, plugin_name: str, hook_name: str, spec_type, table) -> None:
@@ -233,6 +235,27 @@ def get_metric(name: str) -> MetricSpec:
     if name not in s.metrics:
         raise KeyError(f"unknown metric {name!r}; registered metrics: {', '.join(sorted(s.metrics)) or 'none'}")
     return s.metrics[name].spec
+
+
+def trainers() -> dict[str, TrainerSpec]:
+    return {name: r.spec for name, r in sorted(state().trainers.items())}
+
+
+def get_trainer(name: str) -> TrainerSpec:
+    from .errors import UnknownTrainerError
+
+    s = state()
+    s._check_conflict("trainer", name)
+    if name not in s.trainers:
+        import difflib
+
+        known = sorted(s.trainers)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise UnknownTrainerError(
+            f"No installed plugin provides the trainer {name!r}.{hint} Registered trainers: {', '.join(known) or 'none'}."
+        )
+    return s.trainers[name].spec
 
 
 def plugin_records() -> list[PluginRecord]:

@@ -81,3 +81,19 @@ class MetricSpec:
 
     def compute(self, model, **kwargs) -> dict[str, float]:
         return import_object(self.function)(model, **kwargs)
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """A training engine for ``zoo train --trainer NAME`` and ``zoo.trainer(NAME)``.
+
+    trainer: import path of a ``zoo_core.trainer.Trainer`` subclass; its constructor and ``fit``
+             keep the contract in that class's docstring.
+    """
+
+    name: str
+    trainer: str
+    description: str = ""
+
+    def trainer_class(self):
+        return import_object(self.trainer)
