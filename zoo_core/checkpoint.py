@@ -96,7 +96,13 @@ def decode_tree(skeleton: Any, tensors: dict[str, Any]) -> Any:
 
 
 def is_disk_full(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    """ENOSPC, EDQUOT or EFBIG, raised as ``OSError`` or inside a library's error (safetensors
+    reports "I/O error: No space left on device (os error 28)")."""
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if isinstance(error, OSError):
+        return error.errno in codes
+    match = re.search(r"os error (\d+)", str(error))
+    return bool(match) and int(match.group(1)) in codes
 
 
 def disk_full(error: OSError, what: str, folder: Path) -> DiskFullError:
@@ -115,28 +121,30 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_json(path: Path, data: Any) -> None:
-    with open(path, "w") as f:
-        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write and fsync; a full disk raises ``OSError`` (ENOSPC), which callers turn into ``DiskFullError``."""
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
-def save_tensors(path: Path, tensors: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
+def write_json(path: Path, data: Any) -> None:
+    write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
-    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, str(path))
-    fsync_path(path)
+
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: Optional[dict[str, str]] = None) -> None:
+    # serialized in memory and written by Python, so that a full disk is an OSError with its errno
+    from safetensors.torch import save
+
+    write_bytes(path, save({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, metadata=metadata))
 
 
 def save_tree(path: Path, tree: Any) -> None:
     """One safetensors file holding ``tree``: its tensors, and its skeleton as JSON in the header."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, Any] = {}
     skeleton = encode_tree(tree, tensors)
-    save_file(tensors, str(path), metadata={"zoo_tree": json.dumps(skeleton)})
-    fsync_path(path)
+    save_tensors(path, tensors, metadata={"zoo_tree": json.dumps(skeleton)})
 
 
 def load_tree(path: Path) -> Any:

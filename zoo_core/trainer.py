@@ -487,7 +487,8 @@ class LoopTrainer(Trainer):
         tmp = ckpt.temporary_folder(root, step)
         try:
             ckpt.save_tree(tmp / f"rng-{self.process_index}.safetensors", rng_state())
-        except OSError as error:
+        except BaseException as error:
+            ckpt.abort(root, step)
             if ckpt.is_disk_full(error):
                 raise ckpt.disk_full(error, f"checkpoint step {step}", tmp.parent) from None
             raise
@@ -508,13 +509,10 @@ class LoopTrainer(Trainer):
                                  "skipped_batches": self._skipped},
                     "extra": self._extra_state(),
                 })
-            except OSError as error:
+            except BaseException as error:
                 ckpt.abort(root, step)
                 if ckpt.is_disk_full(error):
                     raise ckpt.disk_full(error, f"checkpoint step {step}", final.parent) from None
-                raise
-            except BaseException:
-                ckpt.abort(root, step)
                 raise
             ckpt.commit(root, step, {**self._record(), "micro_step": self._progress.micro_step,
                                      "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
@@ -666,11 +664,11 @@ class LoopTrainer(Trainer):
                 shutil.rmtree(export_dir, ignore_errors=True)
                 os.rename(tmp, export_dir)
                 ckpt.fsync_path(self.out_dir)
-            except OSError as error:
+            except Exception as error:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if ckpt.is_disk_full(error):
                     raise DiskFullError(
-                        f"disk full while exporting the model into {export_dir} ({error.strerror or error}); the "
+                        f"disk full while exporting the model into {export_dir} ({getattr(error, 'strerror', None) or error}); the "
                         f"checkpoints in {self.out_dir / CHECKPOINTS} are kept: free some space and run again with --resume"
                     ) from None
                 raise
