@@ -121,12 +121,18 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+#: path -> (size, sha256) of the files written by this process, so that the manifest does not
+#: read them back to hash them
+_written: dict[str, tuple[int, str]] = {}
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write and fsync; a full disk raises ``OSError`` (ENOSPC), which callers turn into ``DiskFullError``."""
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    _written[str(path)] = (len(data), hashlib.sha256(data).hexdigest())
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -195,8 +201,13 @@ def commit(root: Path, step: int, manifest: dict[str, Any]) -> Path:
     it to ``step_N``: after this returns the checkpoint is complete on disk."""
     tmp, final = temporary_folder(root, step), step_folder(root, step)
     try:
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-                 for p in sorted(tmp.iterdir()) if p.name != MANIFEST}
+        files = {}
+        for p in sorted(tmp.iterdir()):
+            if p.name != MANIFEST:
+                size, digest = _written.pop(str(p), (None, None))
+                if size != p.stat().st_size:  # written by another process (a rank's RNG state): hash it
+                    size, digest = p.stat().st_size, sha256_file(p)
+                files[p.name] = {"bytes": size, "sha256": digest}
         write_json(tmp / MANIFEST, {"format": FORMAT, "step": step, "files": files, **manifest})
         fsync_path(tmp)
         if final.exists():  # the same step written again (a resumed run that had already finished)
