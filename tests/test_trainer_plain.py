@@ -23,11 +23,16 @@ def fit(trainer, family, out, **train):
     return load_file(out / "model" / "model.safetensors")
 
 
-@pytest.mark.parametrize("family", ["ae", "vae"])  # vae: a stochastic training_step (reparameterization noise)
-@pytest.mark.parametrize("settings", [
-    {},
-    # accumulation over 3 batches with 8 batches per epoch: Accelerate also steps at each epoch's end
-    {"grad_accum_steps": 3, "ema_decay": 0.9, "max_grad_norm": 0.5, "lr_schedule": "cosine", "warmup_steps": 3},
+ALL_SETTINGS = {"grad_accum_steps": 3, "ema_decay": 0.9, "max_grad_norm": 0.5, "lr_schedule": "cosine", "warmup_steps": 3}
+
+
+# vae: a stochastic training_step (reparameterization noise). ALL_SETTINGS: accumulation over 3
+# batches with 8 batches per epoch (Accelerate also steps at each epoch's end), EMA, clipping, cosine.
+@pytest.mark.parametrize("family, settings", [
+    ("ae", {}),
+    ("vae", ALL_SETTINGS),
+    pytest.param("vae", {}, marks=pytest.mark.slow),
+    pytest.param("ae", ALL_SETTINGS, marks=pytest.mark.slow),
 ])
 def test_plain_and_accelerate_give_bit_identical_weights_on_the_cpu(family, settings, tmp_path):
     accelerate = fit("accelerate", family, tmp_path / "accelerate", **settings)
