@@ -34,3 +34,51 @@ def test_trainer_trains_a_family_with_two_optimizers(trainer, tmp_path):
                                   out_dir=tmp_path, progress=False, cpu=True).fit()
     assert result.steps == 4 and {"discriminator/loss", "generator/loss", "loss"} <= set(result.last_losses)
     assert zoo.load(tmp_path / "model", device="cpu").family == "gan"
+
+
+MY_TRAINER_PLUGIN = '''
+from zoo_core.plugins import hookimpl
+from zoo_core.specs import TrainerSpec
+
+@hookimpl
+def zoo_register_trainers(register):
+    register(TrainerSpec("counting", "zoo_counting.engine:CountingTrainer", "plain, counting its optimizer steps"))
+'''
+MY_TRAINER_ENGINE = '''
+from zoo_core.trainers.plain import PlainTrainer
+
+class CountingTrainer(PlainTrainer):
+    """A third party's engine: the plain loop, counting the batches it trains on."""
+
+    name = "counting"
+    batches = 0
+
+    def _train_on_batch(self, batch, is_last):
+        CountingTrainer.batches += 1
+        return super()._train_on_batch(batch, is_last)
+'''
+
+
+def test_a_plugin_registers_a_trainer_that_zoo_train_and_the_conformance_check_use(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import MNIST, pip_install, run_zoo, write_distribution
+
+    source = write_distribution(tmp_path / "src", "zoo-counting", {"plugin": MY_TRAINER_PLUGIN, "engine": MY_TRAINER_ENGINE},
+                                {"counting": "zoo_counting.plugin"})
+    pip_install("--target", str(tmp_path / "site"), str(source))
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    plugins = run_zoo("plugins", env=env, check=True).stdout
+    assert "registered: trainer counting" in plugins, plugins
+    trained = run_zoo("train", "ae", "--data", str(MNIST), "--data-option", "limit=64", "--set", "hidden_widths=[8]",
+                      "--set", "code_dim=2", "--steps", "3", "--batch-size", "16", "--cpu", "--trainer", "counting",
+                      "--out", str(tmp_path / "run"), env=env, check=True)
+    assert "trained 3 steps" in trained.stdout
+    code = ("import sys; from zoo_core.trainers.conformance import check_trainer; import zoo\n"
+            f"check_trainer('counting', {str(tmp_path / 'conformance')!r})\n"
+            "print('batches', zoo.trainer('counting').batches)")
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**__import__("os").environ, **env})
+    assert check.returncode == 0, check.stderr
+    assert int(check.stdout.split()[-1]) > 0
