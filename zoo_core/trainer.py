@@ -312,6 +312,10 @@ class LoopTrainer(Trainer):
     def _seed(self, seed: int) -> None:
         seed_everything(seed)
 
+    def _mean_across_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The losses averaged over the processes (every process calls it at the same steps)."""
+        return {k: float(v) for k, v in losses.items()}
+
     @abc.abstractmethod
     def _setup(self) -> None: ...
 
@@ -389,10 +393,10 @@ class LoopTrainer(Trainer):
                 progress.step += 1
                 if self._ema is not None:
                     self._ema.update_parameters(model)
-                last = {k: float(v) for k, v in losses.items()}
                 bar.update(1)
                 now = time.perf_counter()
                 if progress.step % train.log_every == 0 or progress.step in (train.steps, start_step + 1):
+                    last = self._mean_across_processes(losses)
                     rate = (progress.step - start_step) * train.batch_size * train.grad_accum_steps / max(now - start, 1e-9)
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4g}", samples_s=f"{rate:.0f}")
                     if self.is_main_process:

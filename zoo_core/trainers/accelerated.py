@@ -7,6 +7,8 @@ In the order of the Accelerate examples: Accelerator -> seed -> data -> optimize
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, Iterable, Optional
 
 import torch
@@ -46,18 +48,20 @@ class AccelerateTrainer(LoopTrainer):
         from ..config import TrainConfig
 
         super().__init__(model, dataset, train if train is not None else TrainConfig(), **kwargs)
-        train = self.train
+        self.train = train = launcher_settings(self.train)
         self.optimizers = model.configure_optimizers(train)
         if not self.optimizers:
             raise ValueError(f"{type(model).__name__}.configure_optimizers returned no optimizer")
         if len(self.optimizers) > 1 and train.grad_accum_steps > 1:
             raise UnsupportedTrainingError("grad_accum_steps > 1 is not supported for families with several optimizers")
         # Each Trainer owns its precision and accumulation settings: forget an earlier Trainer's (in
-        # this process) while keeping the distributed setup (PartialState) as it is.
+        # this process) while keeping the distributed setup (PartialState) as it is. Accelerate has
+        # no public way to do this (an Accelerator with other settings than the live state's raises).
         AcceleratorState._reset_state(reset_partial_state=False)
-        cpu = self.cpu
         self.accelerator = Accelerator(
-            cpu=bool(cpu) if cpu is not None else not torch.cuda.is_available(),
+            # on a machine with no accelerator (CUDA, MPS, XPU...) cpu=True is what makes Accelerate use
+            # gloo under torchrun; elsewhere Accelerate picks the device unless --cpu asks for the CPU
+            cpu=bool(self.cpu) if self.cpu is not None else not _has_accelerator(),
             mixed_precision=train.mixed_precision,
             gradient_accumulation_steps=train.grad_accum_steps,
             dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
@@ -99,6 +103,13 @@ class AccelerateTrainer(LoopTrainer):
             return [bool(f) for f in flags]
         values = torch.tensor([float(bool(f)) for f in flags], device=self.accelerator.device)
         return [bool(v > 0) for v in self.accelerator.reduce(values, reduction="sum")]
+
+    def _mean_across_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        if self.num_processes == 1:
+            return super()._mean_across_processes(losses)
+        names = sorted(losses)
+        values = torch.stack([losses[k].detach().float().reshape(()) for k in names]).to(self.accelerator.device)
+        return {k: float(v) for k, v in zip(names, self.accelerator.reduce(values, reduction="mean"))}
 
     def _seed(self, seed: int) -> None:
         from accelerate.utils import set_seed
@@ -171,6 +182,35 @@ class AccelerateTrainer(LoopTrainer):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         if self.accelerator.scaler is not None and state.get("scaler"):
             self.accelerator.scaler.load_state_dict(state["scaler"])
+
+
+def launcher_settings(train):
+    """``accelerate launch`` / ``accelerate config`` settings (mixed precision, gradient accumulation,
+    passed down as ACCELERATE_* variables) win over the zoo's defaults, but not over values the user
+    set (on the zoo's command line, in the catalog recipe or in the TrainConfig)."""
+    from ..config import TrainConfig
+
+    update: dict[str, Any] = {}
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "").strip()
+    if precision and "mixed_precision" not in train.model_fields_set and precision != train.mixed_precision:
+        if precision not in ("no", "fp16", "bf16"):
+            raise UnsupportedTrainingError(
+                f"accelerate's mixed precision {precision!r} is not supported; the zoo trains with no, fp16 or bf16"
+            )
+        update["mixed_precision"] = precision
+    accumulation = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "").strip()
+    if accumulation and "grad_accum_steps" not in train.model_fields_set and int(accumulation) != train.grad_accum_steps:
+        update["grad_accum_steps"] = int(accumulation)
+    if not update:
+        return train
+    print(f"using {', '.join(f'{k}={v}' for k, v in update.items())} from accelerate launch/config "
+          "(set it on the zoo's command line to override)", file=sys.stderr)
+    return TrainConfig.model_validate({**train.model_dump(include=train.model_fields_set), **update})
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def _total_norm(params: list[torch.Tensor]) -> Optional[torch.Tensor]:
