@@ -133,3 +133,19 @@ def test_bf16_mixed_precision_runs_on_cpu(tmp_path):
 def test_a_dataset_smaller_than_a_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         Trainer(LinearDenoiser(LinearConfig()), dataset(3), TrainConfig(batch_size=8), out_dir=tmp_path, progress=False).fit()
+
+
+def test_a_training_curve_is_drawn_next_to_the_log(tmp_path):
+    from PIL import Image
+
+    from zoo_core.trainers.curve import LINE
+
+    train(tmp_path, "run", steps=60, log_every=2)
+    image = Image.open(tmp_path / "run" / "training-curve.png").convert("RGB")
+    assert image.size == (640, 2 * 150)  # one panel per loss: loss, code_norm
+    pixels = image.load()
+    first_panel = [(x, y) for x in range(image.width) for y in range(150) if pixels[x, y] == LINE]
+    xs = sorted({x for x, _ in first_panel})
+    assert xs[-1] - xs[0] > 500  # the curve spans the panel
+    height_at = lambda x: min(y for px, y in first_panel if px == x)  # noqa: E731
+    assert height_at(xs[0]) < height_at(xs[-1]) - 50, "the loss goes down: its curve must end lower than it starts"

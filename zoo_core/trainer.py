@@ -39,6 +39,7 @@ from .generator import Generator
 DEFAULT_TRAINER = "accelerate"
 EXPORT = "model"
 LOG = "log.jsonl"
+CURVE = "training-curve.png"
 #: TrainConfig fields that may change when a run is resumed: how long it runs and its bookkeeping.
 #: Every other field, the model's config, the seed and the dataset's size must be the same.
 RESUMABLE_CHANGES = frozenset(
@@ -113,7 +114,8 @@ class Trainer(abc.ABC):
     * with ``resume`` (``"latest"`` or a checkpoint folder) continue that checkpoint to the weights
       an uninterrupted run would give; refuse a checkpoint written with other settings, saying
       what differs; without it, refuse an ``out_dir`` that holds another run unless ``overwrite``;
-    * write the losses to ``out_dir/log.jsonl`` (one JSON object per line: ``step``, the losses);
+    * write the losses to ``out_dir/log.jsonl`` (one JSON object per line: ``step``, the losses),
+      and draw them against the step into ``out_dir/training-curve.png`` at the end;
     * call ``model.on_fit_end(batches)`` on the final weights (the EMA's, if kept), then export them
       with ``save_pretrained`` to ``out_dir/model``, which ``zoo.load`` reads;
     * return a ``TrainResult``.
@@ -421,6 +423,10 @@ class LoopTrainer(Trainer):
         if written_step != progress.step:
             written = self._save_checkpoint(progress.step)
         export_dir = self._export()
+        if self.is_main_process:
+            from .trainers.curve import plot_losses
+
+            plot_losses(log_path, self.out_dir / CURVE)
         return TrainResult(export_dir, progress.step, seconds, rate, last, checkpoint=written, skipped_batches=self._skipped)
 
     def _interrupted(self, signum: int, written: Optional[Path]) -> TrainingInterrupted:
@@ -593,6 +599,7 @@ class LoopTrainer(Trainer):
                 for name in (CHECKPOINTS, EXPORT):
                     shutil.rmtree(self.out_dir / name, ignore_errors=True)
             log_path.unlink(missing_ok=True)
+            (self.out_dir / CURVE).unlink(missing_ok=True)
         else:
             # keep the log up to the checkpoint's step: one history, whatever was logged after it is redone
             kept = []
