@@ -40,3 +40,28 @@ def test_an_unsupported_launcher_precision_is_a_clear_error(tmp_path, monkeypatc
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp8")
     with pytest.raises(zoo.errors.ZooError, match="mixed precision 'fp8' is not supported"):
         trainer(TrainConfig(steps=1, batch_size=8), tmp_path)
+
+
+def test_report_to_tensorboard_writes_the_logged_losses(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    model = zoo.build("ae", dict(zoo.families()["ae"].tiny_config))
+    zoo.trainer("accelerate")(model, tiny_dataset(model), TrainConfig(steps=6, batch_size=8, log_every=2),
+                              out_dir=tmp_path / "run", progress=False, cpu=True, report_to="tensorboard").fit()
+    event_files = list((tmp_path / "run" / "trackers").rglob("events.out.tfevents.*"))
+    assert event_files, sorted(p.relative_to(tmp_path) for p in (tmp_path / "run").rglob("*"))
+    events = EventAccumulator(str(event_files[0].parent))
+    events.Reload()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    scalars = {e.step: e.value for e in events.Scalars("loss")}
+    assert sorted(scalars) == [entry["step"] for entry in logged] == [1, 2, 4, 6]
+    for entry in logged:
+        assert scalars[entry["step"]] == pytest.approx(entry["loss"], rel=1e-6)
+    assert "samples_per_s" in events.Tags()["scalars"]
+
+
+def test_the_plain_trainer_says_it_has_no_trackers(tmp_path):
+    model = zoo.build("ae", dict(zoo.families()["ae"].tiny_config))
+    with pytest.raises(zoo.errors.ZooError, match="plain trainer reports to no tracker .*Use --trainer accelerate"):
+        zoo.trainer("plain")(model, tiny_dataset(model), TrainConfig(), out_dir=tmp_path, report_to="tensorboard")

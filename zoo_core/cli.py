@@ -176,7 +176,8 @@ def cmd_train(args) -> int:
     model = build(family, config_overrides)
     out = Path(args.out or f"runs/{args.target}")
     trainer = trainer_class(model, dataset, train, out_dir=out, cpu=args.cpu or None, export=export,
-                            overwrite=args.overwrite, resume_command=_resume_command(args))
+                            overwrite=args.overwrite, resume_command=_resume_command(args),
+                            **({"report_to": _trackers(args.report_to)} if args.report_to else {}))
     try:
         result = trainer.fit(resume="latest" if args.resume else None)
     except TrainingInterrupted as stop:
@@ -188,6 +189,11 @@ def cmd_train(args) -> int:
               f"final losses {json.dumps({k: round(v, 5) for k, v in result.last_losses.items()})}")
         print(f"exported to {result.export_dir}")
     return 0
+
+
+def _trackers(value: str):
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names[0] if len(names) == 1 else names
 
 
 def _resume_command(args) -> str:
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (default: refuse)")
     p.add_argument("--trainer", default="accelerate", metavar="NAME",
                    help="training engine: accelerate (default) or plain (one process, no Accelerate); see 'zoo plugins'")
+    p.add_argument("--report-to", dest="report_to", default=None, metavar="TRACKER",
+                   help="also log to experiment trackers through Accelerate: tensorboard (pip install "
+                        "'zoo-core[tensorboard]'), wandb, all, or a comma-separated list; into OUT/trackers")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     p.set_defaults(func=cmd_train)
 

@@ -145,8 +145,10 @@ class Trainer(abc.ABC):
         export: Optional[dict[str, Any]] = None,
         overwrite: bool = False,
         resume_command: Optional[str] = None,
+        report_to: Optional[str | list[str]] = None,
     ):
         self.model, self.dataset, self.train = model, dataset, train
+        self.report_to = report_to
         self.out_dir = Path(out_dir)
         self.cpu, self.progress, self.export = cpu, progress, dict(export or {})
         self.overwrite = overwrite
@@ -372,7 +374,11 @@ class LoopTrainer(Trainer):
             self._restore(found)
             if self.is_main_process:
                 print(f"resumed from {found.path} at step {self._progress.step}")
-        return self._loop(signals, found)
+        self._start_trackers()
+        try:
+            return self._loop(signals, found)
+        finally:
+            self._end_trackers()
 
     def _loop(self, signals: _StopSignals, found: Optional[ckpt.Found]) -> TrainResult:
         from .progress import progress_bar
@@ -401,6 +407,7 @@ class LoopTrainer(Trainer):
                     last = self._mean_across_processes(losses)
                     rate = (progress.step - start_step) * train.batch_size * train.grad_accum_steps / max(now - start, 1e-9)
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4g}", samples_s=f"{rate:.0f}")
+                    self._track({**last, "samples_per_s": rate}, progress.step)
                     if self.is_main_process:
                         entry = {"step": progress.step, **last, "samples_per_s": rate, "elapsed_s": round(now - start, 3)}
                         with open(log_path, "a") as log:
@@ -436,6 +443,20 @@ class LoopTrainer(Trainer):
             f"stopped by {name} at step {self._progress.step}; checkpoint written to {written}. To continue:\n  {command}",
             signal_number=signum, step=self._progress.step, checkpoint=written,
         )
+
+    # -- experiment trackers (report_to) ------------------------------------------------------
+
+    def _start_trackers(self) -> None:
+        if self.report_to:
+            raise UnsupportedTrainingError(
+                f"the {self.name} trainer cannot report to {self.report_to}; use --trainer accelerate"
+            )
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        pass
+
+    def _end_trackers(self) -> None:
+        pass
 
     # -- the non-finite guard -----------------------------------------------------------------
 

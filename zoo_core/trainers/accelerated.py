@@ -65,7 +65,8 @@ class AccelerateTrainer(LoopTrainer):
             mixed_precision=train.mixed_precision,
             gradient_accumulation_steps=train.grad_accum_steps,
             dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
-            project_config=ProjectConfiguration(project_dir=str(self.out_dir)),
+            project_config=ProjectConfiguration(project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "trackers")),
+            log_with=self.report_to or None,
             # a GAN's discriminator pass leaves the generator's weights unused, and vice versa
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=len(self.optimizers) > 1)],
         )
@@ -103,6 +104,22 @@ class AccelerateTrainer(LoopTrainer):
             return [bool(f) for f in flags]
         values = torch.tensor([float(bool(f)) for f in flags], device=self.accelerator.device)
         return [bool(v > 0) for v in self.accelerator.reduce(values, reduction="sum")]
+
+    def _start_trackers(self) -> None:
+        if self.report_to:
+            hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                       for k, v in self.train.model_dump(mode="json").items()}
+            hparams.update({f"model.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+                            for k, v in self.model.config.model_dump(mode="json").items()})
+            self.accelerator.init_trackers(f"zoo-{self.model.family}", config=hparams)
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        if self.report_to:
+            self.accelerator.log(values, step=step)
+
+    def _end_trackers(self) -> None:
+        if self.report_to:
+            self.accelerator.end_training()
 
     def _mean_across_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         if self.num_processes == 1:

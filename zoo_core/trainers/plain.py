@@ -36,6 +36,11 @@ class PlainTrainer(LoopTrainer):
                 f"the plain trainer trains in full precision only (mixed_precision={train.mixed_precision!r} "
                 "asked); use --trainer accelerate for bf16/fp16"
             )
+        if self.report_to:
+            raise UnsupportedTrainingError(
+                f"the plain trainer reports to no tracker ({self.report_to!r} asked); it writes log.jsonl and "
+                "training-curve.png. Use --trainer accelerate for --report-to"
+            )
         self.optimizers = model.configure_optimizers(train)
         if not self.optimizers:
             raise ValueError(f"{type(model).__name__}.configure_optimizers returned no optimizer")
