@@ -149,3 +149,18 @@ def test_a_training_curve_is_drawn_next_to_the_log(tmp_path):
     assert xs[-1] - xs[0] > 500  # the curve spans the panel
     height_at = lambda x: min(y for px, y in first_panel if px == x)  # noqa: E731
     assert height_at(xs[0]) < height_at(xs[-1]) - 50, "the loss goes down: its curve must end lower than it starts"
+
+
+def test_the_exported_card_says_how_the_model_was_trained(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(steps=6, batch_size=8, lr=0.05, log_every=3)
+    result = Trainer(LinearDenoiser(LinearConfig()), dataset(), config, out_dir=tmp_path, progress=False,
+                     export={"dataset": "ylecun/mnist", "license": "cc-by-sa-3.0"}).fit()
+    card = (tmp_path / "model" / "README.md").read_text()
+    training = card[card.index("## Training"):card.index("## Config")]
+    assert "| dataset | ylecun/mnist |" in training and "| license | cc-by-sa-3.0 |" in training
+    assert "| trainer | accelerate (zoo train) |" in training and "| steps | 6 |" in training
+    assert "| hardware | 1 process x cpu (" in training and " s of training |" in training
+    assert f"loss = {result.last_losses['loss']:.5g}" in training
+    hyperparameters = json.loads(training.split("```json")[1].split("```")[0])
+    assert hyperparameters == config.model_dump(mode="json")

@@ -279,6 +279,7 @@ class _Progress:
     def __init__(self) -> None:
         self.step = 0
         self.micro_step = 0
+        self.seconds = 0.0  # of training, over every resumed segment
 
 
 class LoopTrainer(Trainer):
@@ -387,7 +388,7 @@ class LoopTrainer(Trainer):
         log_path = self.out_dir / LOG
         bar = progress_bar(total=train.steps, initial=progress.step, desc=f"train {model.family}", unit="step",
                            leave=True, disable=not (self.progress and self.is_local_main_process))
-        start = last_checkpoint_time = time.perf_counter()
+        start = last_checkpoint_time = self._segment_start = time.perf_counter()
         start_step, last, written = progress.step, {}, found.path if found else None
         written_step = found.step if found else None
         self._model.train()
@@ -429,7 +430,7 @@ class LoopTrainer(Trainer):
         rate = (progress.step - start_step) * train.batch_size * train.grad_accum_steps / max(seconds, 1e-9)
         if written_step != progress.step:
             written = self._save_checkpoint(progress.step)
-        export_dir = self._export()
+        export_dir = self._export(self._card_training(last, progress.seconds + seconds))
         if self.is_main_process:
             from .trainers.curve import plot_losses
 
@@ -537,7 +538,8 @@ class LoopTrainer(Trainer):
                     "optimizers": {name: opt.state_dict() for name, opt in self._optimizers.items()},
                     "schedulers": [s.state_dict() for s in self._schedulers],
                     "progress": {"step": self._progress.step, "micro_step": self._progress.micro_step,
-                                 "skipped_batches": self._skipped},
+                                 "skipped_batches": self._skipped,
+                                 "seconds": self._progress.seconds + time.perf_counter() - self._segment_start},
                     "extra": self._extra_state(),
                 })
             except BaseException as error:
@@ -654,6 +656,7 @@ class LoopTrainer(Trainer):
             self._progress.step = int(state["progress"]["step"])
             self._progress.micro_step = int(state["progress"]["micro_step"])
             self._skipped = int(state["progress"].get("skipped_batches", 0))
+            self._progress.seconds = float(state["progress"].get("seconds", 0.0))
             self._load_extra_state(state.get("extra", {}))
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             raise CheckpointError(f"cannot resume from {path}: {type(error).__name__}: {error}") from None
@@ -670,7 +673,27 @@ class LoopTrainer(Trainer):
 
     # -- export -------------------------------------------------------------------------------
 
-    def _export(self) -> Optional[Path]:
+    def _card_training(self, last: dict[str, float], seconds: float) -> dict[str, Any]:
+        """What the model card says about the training (``save_pretrained(training=...)``)."""
+        import platform
+
+        device = self._model.device
+        if device.type == "cuda":
+            hardware = torch.cuda.get_device_name(device)
+        else:
+            hardware = f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return {
+            "dataset": self.export.get("dataset") or f"{len(self.dataset)} items",
+            "license": self.export.get("license") or "not given",
+            "trainer": f"{self.name} (zoo train)",
+            "steps": self._progress.step,
+            "time": f"{seconds:.1f} s of training",
+            "hardware": f"{self.num_processes} process{'es' if self.num_processes > 1 else ''} x {hardware}",
+            "final_losses": dict(last),
+            "hyperparameters": self.train.model_dump(mode="json"),
+        }
+
+    def _export(self, training: Optional[dict[str, Any]] = None) -> Optional[Path]:
         self._barrier()
         export_dir = None
         if self.is_main_process:
@@ -690,7 +713,7 @@ class LoopTrainer(Trainer):
             tmp = self.out_dir / f".tmp-{EXPORT}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
-                final.save_pretrained(tmp, **self.export)
+                final.save_pretrained(tmp, **self.export, **({"training": training} if training else {}))
                 for file in tmp.iterdir():
                     ckpt.fsync_path(file)
                 shutil.rmtree(export_dir, ignore_errors=True)
