@@ -152,3 +152,44 @@ def test_lr_inf_is_refused_by_validation():
     assert "lr: Input should be a finite number" in result.stderr, result.stderr
     with pytest.raises(ValueError, match="finite number"):
         TrainConfig(ema_decay=float("nan"))
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes_to_the_same_weights(tmp_path):
+    import signal
+
+    from zoo_core.trainer import TrainingInterrupted
+
+    class Terminated(LinearDenoiser):
+        calls = 0
+
+        def training_step(self, batch, *, optimizer="main"):
+            Terminated.calls += 1
+            if Terminated.calls == 5:
+                os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting the job would
+            return super().training_step(batch, optimizer=optimizer)
+
+    _, straight = train(tmp_path, "straight")
+    torch.manual_seed(0)
+    with pytest.raises(TrainingInterrupted) as stop:
+        Trainer(Terminated(LinearConfig()), dataset(), TrainConfig(steps=12, batch_size=8, lr=0.05, log_every=4),
+                out_dir=tmp_path / "cut", progress=False, resume_command="zoo train ... --resume").fit()
+    assert stop.value.signal == signal.SIGTERM and stop.value.step == 5
+    assert str(stop.value) == (f"stopped by SIGTERM at step 5; checkpoint written to "
+                               f"{tmp_path / 'cut' / 'checkpoints' / 'step_00000005'}. To continue:\n  zoo train ... --resume")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
+    _, resumed = train(tmp_path, "cut", resume="latest")
+    assert_same_weights(straight, resumed)
+
+
+def test_a_second_signal_quits_at_once():
+    import signal
+
+    from zoo_core.trainer import _StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    with _StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.received == signal.SIGINT  # the first one only asks the loop to stop
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
