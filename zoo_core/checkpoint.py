@@ -167,11 +167,9 @@ def load_tree(path: Path) -> Any:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from .loading import sha256_file as sha256
+
+    return sha256(path)
 
 
 def step_folder(root: Path, step: int) -> Path:

@@ -46,10 +46,10 @@ def kill_and_resume(tmp_path, trainer, moments):
 
 @pytest.mark.parametrize("trainer", ["accelerate", pytest.param("plain", marks=pytest.mark.slow)])
 def test_sigkill_mid_step_and_mid_checkpoint_then_resume_is_bit_identical(tmp_path, trainer):
-    # killed inside step 5 (the newest checkpoint is step 3's); resumed from step 3 and killed while
-    # writing the model file of the step-6 checkpoint; resumed from step 3 again and killed with
-    # the step-6 manifest written but its folder not yet renamed
-    resumed = kill_and_resume(tmp_path, trainer, ["step:5", "save_tensors:1", "write_json:1"])
+    # killed inside step 5 (the newest checkpoint is step 3's); resumed from step 3 and killed with
+    # the step-6 checkpoint half-written (RNG state and weights, not yet the EMA and optimizer);
+    # resumed from step 3 again and killed with the step-6 manifest written but not yet renamed
+    resumed = kill_and_resume(tmp_path, trainer, ["step:5", "save_tensors:2", "write_json:1"])
     assert "skipped" in resumed.stderr and ".tmp-step_00000006: incomplete" in resumed.stderr, resumed.stderr
     assert "resumed from" in resumed.stdout and "step_00000003 at step 3" in resumed.stdout, resumed.stdout
 
@@ -57,6 +57,8 @@ def test_sigkill_mid_step_and_mid_checkpoint_then_resume_is_bit_identical(tmp_pa
 @pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["accelerate", "plain"])
 def test_sigkill_at_every_point_of_a_checkpoint_write(tmp_path, trainer):
-    moments = ["begin:1", "save_tree:1", "save_tensors:1", "save_tensors:2", "save_tree:2", "write_json:1",
+    # save_tensors writes each file (save_tree through it): 1 the RNG state, 2 the weights, 3 the EMA,
+    # 4 the optimizer state; write_json the manifest; commit renames; prune deletes old checkpoints
+    moments = ["begin:1", "save_tree:1", "save_tensors:2", "save_tensors:3", "save_tensors:4", "write_json:1",
                "commit:1", "prune:1", "step:2", "step:7"]
     kill_and_resume(tmp_path, trainer, moments)

@@ -11,15 +11,16 @@ zoo_core.checkpoint returns; ``write_json`` is the manifest, before the rename).
 import os
 import signal
 import sys
+from pathlib import Path
 
 import torch
-from pydantic import Field
-from torch import nn
 
 import zoo_core.checkpoint as ckpt
-from zoo_core.config import TrainConfig, ZooConfig
-from zoo_core.generator import Generator
+from zoo_core.config import TrainConfig
 from zoo_core.trainer import get_trainer
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests folder: its test model, not a plugin
+from test_trainer import LinearConfig, LinearDenoiser  # noqa: E402
 
 out, trainer_name = sys.argv[1], sys.argv[2]
 resume = "latest" if "--resume" in sys.argv else None
@@ -35,32 +36,13 @@ def die_on_call(n_calls):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class NoisyConfig(ZooConfig):
-    dim: int = Field(6, description="Data dimension.")
-
-
-class NoisyDenoiser(Generator):
+class NoisyDenoiser(LinearDenoiser):
     """Denoises inputs corrupted with fresh noise: its loss draws from the global torch RNG."""
-
-    family = "test-noisy"
-    config_class = NoisyConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.encoder = nn.Linear(config.dim, 3)
-        self.decoder = nn.Linear(3, config.dim)
 
     def training_step(self, batch, *, optimizer="main"):
         if what == "step":
             die_on_call(count)
-        noisy = batch + 0.3 * torch.randn_like(batch)
-        return {"loss": ((self.decoder(torch.tanh(self.encoder(noisy))) - batch) ** 2).mean()}
-
-    def sample(self, n, *, generator=None, **_):
-        return torch.sigmoid(self.decoder(torch.randn(n, 3, generator=generator))).view(n, 1, 1, -1)
-
-    def example_batch(self, batch_size, *, generator=None):
-        return torch.randn(batch_size, self.config.dim, generator=generator)
+        return super().training_step(batch + 0.3 * torch.randn_like(batch), optimizer=optimizer)
 
 
 if what not in ("none", "step"):
@@ -77,4 +59,4 @@ data = list(torch.randn(60, 6, generator=torch.Generator().manual_seed(123)))  #
 torch.manual_seed(0)
 config = TrainConfig(steps=20, batch_size=8, lr=0.05, log_every=1, checkpoint_every=3, keep_checkpoints=2,
                      ema_decay=0.8, grad_accum_steps=1)
-get_trainer(trainer_name)(NoisyDenoiser(NoisyConfig()), data, config, out_dir=out, progress=False, cpu=True).fit(resume)
+get_trainer(trainer_name)(NoisyDenoiser(LinearConfig()), data, config, out_dir=out, progress=False, cpu=True).fit(resume)
