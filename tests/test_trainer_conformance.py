@@ -59,26 +59,40 @@ class CountingTrainer(PlainTrainer):
 '''
 
 
-def test_a_plugin_registers_a_trainer_that_zoo_train_and_the_conformance_check_use(tmp_path):
-    import subprocess
-    import sys
+@pytest.fixture(scope="module")
+def counting_plugin(tmp_path_factory):
+    """A third party's trainer plugin, installed with pip into a folder put on PYTHONPATH."""
+    from helpers import pip_install, write_distribution
 
-    from helpers import MNIST, pip_install, run_zoo, write_distribution
-
-    source = write_distribution(tmp_path / "src", "zoo-counting", {"plugin": MY_TRAINER_PLUGIN, "engine": MY_TRAINER_ENGINE},
+    root = tmp_path_factory.mktemp("counting")
+    source = write_distribution(root / "src", "zoo-counting", {"plugin": MY_TRAINER_PLUGIN, "engine": MY_TRAINER_ENGINE},
                                 {"counting": "zoo_counting.plugin"})
-    pip_install("--target", str(tmp_path / "site"), str(source))
-    env = {"PYTHONPATH": str(tmp_path / "site")}
+    pip_install("--target", str(root / "site"), str(source))
+    return {"PYTHONPATH": str(root / "site")}
+
+
+def test_a_plugin_registers_a_trainer_that_zoo_train_uses(tmp_path, counting_plugin):
+    from helpers import MNIST, run_zoo
+
+    env = counting_plugin
     plugins = run_zoo("plugins", env=env, check=True).stdout
     assert "registered: trainer counting" in plugins, plugins
     trained = run_zoo("train", "ae", "--data", str(MNIST), "--data-option", "limit=64", "--set", "hidden_widths=[8]",
                       "--set", "code_dim=2", "--steps", "3", "--batch-size", "16", "--cpu", "--trainer", "counting",
                       "--out", str(tmp_path / "run"), env=env, check=True)
     assert "trained 3 steps" in trained.stdout
+
+
+@pytest.mark.slow
+def test_the_conformance_check_runs_on_a_plugins_trainer(tmp_path, counting_plugin):
+    import os
+    import subprocess
+    import sys
+
     code = ("import sys; from zoo_core.trainers.conformance import check_trainer; import zoo\n"
             f"check_trainer('counting', {str(tmp_path / 'conformance')!r})\n"
             "print('batches', zoo.trainer('counting').batches)")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                           env={**__import__("os").environ, **env})
+                           env={**os.environ, **counting_plugin})
     assert check.returncode == 0, check.stderr
     assert int(check.stdout.split()[-1]) > 0
