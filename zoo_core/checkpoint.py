@@ -18,7 +18,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from .errors import ZooError
 
@@ -384,7 +384,3 @@ def _read_pid(fd: int) -> Optional[int]:
         return int(text) if text else None
     except (OSError, ValueError):
         return None
-
-
-def iter_complete(root: Path) -> Iterator[Found]:
-    return (f for f in scan(root) if f.problem is None)

@@ -35,7 +35,7 @@ def test_a_write_past_the_file_size_limit_is_disk_full_and_leaves_nothing_half_w
 
     import torch
 
-    from test_trainer import LinearConfig, LinearDenoiser, dataset
+    from test_trainer import LinearConfig, LinearDenoiser
     from zoo_core.checkpoint import DiskFullError
     from zoo_core.config import TrainConfig
     from zoo_core.trainer import Trainer
