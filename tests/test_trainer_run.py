@@ -23,7 +23,8 @@ ZOO = str(Path(sys.executable).with_name("zoo"))
 
 def test_a_folder_that_holds_a_run_is_refused_unless_resume_or_overwrite(tmp_path):
     train(tmp_path, "run", steps=4)
-    with pytest.raises(RunFolderError, match=r"already holds a training run \(checkpoints, log.jsonl, model\); "
+    with pytest.raises(RunFolderError, match=r"already holds a training run \(checkpoints, log.jsonl, model, "
+                                             r"training-curve.png\); "
                                              r"continue it with --resume, replace it with --overwrite"):
         train(tmp_path, "run", steps=4, seed=1)
     assert latest_checkpoint(tmp_path / "run").name == "step_00000004"  # untouched
