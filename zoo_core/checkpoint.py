@@ -18,7 +18,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .errors import ZooError
 
@@ -295,14 +295,14 @@ def load_tensors(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a valid safetensors file ({error})") from None
 
 
-def prune(root: Path, keep: int, protect: Callable[[Found], bool] = lambda f: False) -> list[Path]:
+def prune(root: Path, keep: int) -> list[Path]:
     """Delete all but the ``keep`` newest complete checkpoints (and leftover temporary folders)."""
     removed = []
     complete = 0
     for found in scan(root):
         if found.problem is None:
             complete += 1
-            if complete <= keep or protect(found):
+            if complete <= keep:
                 continue
         shutil.rmtree(found.path, ignore_errors=True)
         removed.append(found.path)
