@@ -17,12 +17,15 @@ from test_trainer import LinearConfig, LinearDenoiser  # noqa: E402
 out = Path(sys.argv[1])
 rank = int(os.environ.get("RANK", 0))
 seen: list[int] = []
+losses: list[float] = []
 
 
 class Recording(LinearDenoiser):
     def training_step(self, batch, *, optimizer="main"):
         seen.extend(int(i) for i in batch[:, 0])  # the first feature is the sample's index
-        return super().training_step(batch[:, 1:], optimizer=optimizer)
+        out = super().training_step(batch[:, 1:], optimizer=optimizer)
+        losses.append(float(out["loss"]))
+        return out
 
     def save_pretrained(self, directory, **kwargs):
         (out / f"exported-by-rank{rank}").touch()
@@ -31,5 +34,6 @@ class Recording(LinearDenoiser):
 
 data = [torch.cat([torch.tensor([float(i)]), torch.randn(6, generator=torch.Generator().manual_seed(i))]) for i in range(64)]
 torch.manual_seed(0)
-Trainer(Recording(LinearConfig()), data, TrainConfig(steps=4, batch_size=8, checkpoint_every=2), out_dir=out, progress=False).fit()
+Trainer(Recording(LinearConfig()), data, TrainConfig(steps=4, batch_size=8, checkpoint_every=2, log_every=1), out_dir=out, progress=False).fit()
 (out / f"seen-rank{rank}.json").write_text(json.dumps(seen))
+(out / f"losses-rank{rank}.json").write_text(json.dumps(losses))

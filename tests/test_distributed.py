@@ -55,5 +55,13 @@ def test_data_is_sharded_and_only_the_main_process_writes(tmp_path):
     for step in range(4):
         assert sorted(single[8 * step : 8 * step + 8]) == sorted(seen[0][4 * step : 4 * step + 4] + seen[1][4 * step : 4 * step + 4])
     assert sorted(p.name for p in (tmp_path / "two").glob("exported-by-rank*")) == ["exported-by-rank0"]
+    # the logged losses are the mean over the processes, not the main process's own
+    per_rank = [json.loads((tmp_path / "two" / f"losses-rank{r}.json").read_text()) for r in (0, 1)]
+    logged = [json.loads(line) for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged] == [1, 2, 3, 4]
+    for entry in logged:
+        a, b = per_rank[0][entry["step"] - 1], per_rank[1][entry["step"] - 1]
+        assert a != b
+        assert entry["loss"] == pytest.approx((a + b) / 2, rel=1e-6), (entry, a, b)
     for checkpoint in (tmp_path / "two" / "checkpoints").iterdir():
         assert len(list(checkpoint.glob("model*.safetensors"))) == 1

@@ -66,7 +66,8 @@ def assert_same_weights(a, b, atol=0.0):
 def test_training_lowers_the_loss_and_exports_a_loadable_folder(tmp_path):
     result, weights = train(tmp_path, "run", steps=60)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in log] == list(range(4, 61, 4))
+    # the first step of a run (or of a resumed run) is always logged, then every log_every steps
+    assert [entry["step"] for entry in log] == [1] + list(range(4, 61, 4))
     assert log[-1]["loss"] < 0.8 * log[0]["loss"], (log[0], log[-1])
     assert result.steps == 60 and result.samples_per_second > 0
     assert set(weights) == {"encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"}
@@ -84,7 +85,7 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_weights(tmp_path):
 
 def test_resume_with_another_setup_is_a_clear_error(tmp_path):
     train(tmp_path, "run", steps=3)
-    with pytest.raises(ValueError, match="different training setup"):
+    with pytest.raises(ValueError, match=r"written with other settings \(ema_decay None -> 0.9\)"):
         train(tmp_path, "run", steps=6, ema_decay=0.9, resume="latest")
 
 
@@ -132,3 +133,34 @@ def test_bf16_mixed_precision_runs_on_cpu(tmp_path):
 def test_a_dataset_smaller_than_a_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         Trainer(LinearDenoiser(LinearConfig()), dataset(3), TrainConfig(batch_size=8), out_dir=tmp_path, progress=False).fit()
+
+
+def test_a_training_curve_is_drawn_next_to_the_log(tmp_path):
+    from PIL import Image
+
+    from zoo_core.trainers.curve import LINE
+
+    train(tmp_path, "run", steps=60, log_every=2)
+    image = Image.open(tmp_path / "run" / "training-curve.png").convert("RGB")
+    assert image.size == (640, 2 * 150)  # one panel per loss: loss, code_norm
+    pixels = image.load()
+    first_panel = [(x, y) for x in range(image.width) for y in range(150) if pixels[x, y] == LINE]
+    xs = sorted({x for x, _ in first_panel})
+    assert xs[-1] - xs[0] > 500  # the curve spans the panel
+    height_at = lambda x: min(y for px, y in first_panel if px == x)  # noqa: E731
+    assert height_at(xs[0]) < height_at(xs[-1]) - 50, "the loss goes down: its curve must end lower than it starts"
+
+
+def test_the_exported_card_says_how_the_model_was_trained(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(steps=6, batch_size=8, lr=0.05, log_every=3)
+    result = Trainer(LinearDenoiser(LinearConfig()), dataset(), config, out_dir=tmp_path, progress=False,
+                     export={"dataset": "ylecun/mnist", "license": "cc-by-sa-3.0"}).fit()
+    card = (tmp_path / "model" / "README.md").read_text()
+    training = card[card.index("## Training"):card.index("## Config")]
+    assert "| dataset | ylecun/mnist |" in training and "| license | cc-by-sa-3.0 |" in training
+    assert "| trainer | accelerate (zoo train) |" in training and "| steps | 6 |" in training
+    assert "| hardware | 1 process x cpu (" in training and " s of training |" in training
+    assert f"loss = {result.last_losses['loss']:.5g}" in training
+    hyperparameters = json.loads(training.split("```json")[1].split("```")[0])
+    assert hyperparameters == config.model_dump(mode="json")

@@ -12,7 +12,7 @@ from zoo_core import __version__
 
 __all__ = [
     "__version__", "load", "build", "list_models", "info", "families", "Generator", "Renderer", "Cameras",
-    "Trainer", "TrainConfig", "ZooConfig", "hookimpl", "FamilySpec", "DatasetSpec", "MetricSpec",
+    "Trainer", "trainer", "trainers", "TrainResult", "TrainConfig", "ZooConfig", "hookimpl", "FamilySpec", "DatasetSpec", "MetricSpec", "TrainerSpec",
 ]
 
 _LAZY = {
@@ -25,6 +25,10 @@ _LAZY = {
     "Renderer": "zoo_core.renderer:Renderer",
     "Cameras": "zoo_core.renderer:Cameras",
     "Trainer": "zoo_core.trainer:Trainer",
+    "trainer": "zoo_core.trainer:get_trainer",
+    "trainers": "zoo_core.plugins:trainers",
+    "TrainerSpec": "zoo_core.specs:TrainerSpec",
+    "TrainResult": "zoo_core.trainer:TrainResult",
     "TrainConfig": "zoo_core.config:TrainConfig",
     "ZooConfig": "zoo_core.config:ZooConfig",
     "hookimpl": "zoo_core.plugins:hookimpl",

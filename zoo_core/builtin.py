@@ -3,7 +3,7 @@
 from importlib import resources
 
 from .plugins import hookimpl
-from .specs import CommandSpec, DatasetSpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, MetricSpec, TrainerSpec
 
 
 @hookimpl
@@ -33,3 +33,11 @@ def zoo_register_commands(register):
                          "measure, save and catalogue trained weights inside a plugin package"))
     register(CommandSpec("plugin", "zoo_core.template:arguments", "zoo_core.template:run",
                          "plugin authoring: 'zoo plugin new NAME' writes a working plugin distribution"))
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register(TrainerSpec("accelerate", "zoo_core.trainers.accelerated:AccelerateTrainer",
+                         "Accelerate: CPU, GPUs, several processes, mixed precision (the default)"))
+    register(TrainerSpec("plain", "zoo_core.trainers.plain:PlainTrainer",
+                         "plain PyTorch, one process, full precision: for debugging and as the benches' baseline"))

@@ -20,8 +20,10 @@ def model_card(
     license: Optional[str] = None,
     repo_id: Optional[str] = None,
     samples_are_images: bool = True,
+    training: Optional[dict[str, Any]] = None,
 ) -> str:
-    """A Hub model card: YAML metadata (library, tags, datasets, license, model-index) and usage."""
+    """A Hub model card: YAML metadata (library, tags, datasets, license, model-index) and usage;
+    ``training`` (written by ``zoo train``) adds how the weights were trained."""
     family = config["family"]
     name = repo_id or f"a {family} model"
     metadata: dict[str, Any] = {
@@ -77,8 +79,27 @@ def model_card(
                 f"`{m.get('command') or ''}` |"
             )
         lines.append("")
+    lines += training_section(training)
     lines += ["## Config", "", "```json", json.dumps(config["config"], indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def training_section(training: Optional[dict[str, Any]]) -> list[str]:
+    """The card's "Training" section: dataset, license, trainer, steps, time, hardware, final losses
+    (a table) and the hyperparameters (JSON), from the ``training`` mapping ``zoo train`` passes."""
+    if not training:
+        return []
+    details = {k: v for k, v in training.items() if k not in ("hyperparameters", "final_losses")}
+    lines = ["## Training", "", "| | |", "| --- | --- |"]
+    lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in details.items()]
+    if training.get("final_losses"):
+        losses = ", ".join(f"{k} = {v:.5g}" for k, v in training["final_losses"].items())
+        lines.append(f"| final losses | {losses} |")
+    lines.append("")
+    if training.get("hyperparameters"):
+        lines += ["Hyperparameters (`zoo_core.config.TrainConfig`):", "", "```json",
+                  json.dumps(training["hyperparameters"], indent=2, sort_keys=True), "```", ""]
+    return lines
 
 
 def retarget(card: str, repo_id: str) -> str:

@@ -178,8 +178,9 @@ def cmd_train(args) -> int:
     from .config import TrainConfig
     from .datasets import check_dataset_fits
     from .loading import _require_family, build, validate_config
-    from .plugins import get_dataset, get_family, families
+    from .plugins import get_dataset, get_family, families, get_trainer
 
+    trainer_spec = get_trainer(args.trainer)  # an unknown name fails before any data is read
     cat = catalog()
     config_overrides: dict[str, Any] = {}
     train_overrides: dict[str, Any] = {}
@@ -199,29 +200,58 @@ def cmd_train(args) -> int:
     dataset_name = args.dataset or dataset_name or spec.dataset
     if not dataset_name:
         raise UserError(f"the {family} family names no dataset; pass --dataset NAME")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     config_overrides.update(_parse_assignments(args.set, "--set"))
-    for flag in ("steps", "batch_size", "lr", "seed", "mixed_precision", "checkpoint_every", "grad_accum_steps"):
+    for flag in ("steps", "batch_size", "lr", "seed", "mixed_precision", "checkpoint_every", "checkpoint_minutes",
+                 "grad_accum_steps"):
         value = getattr(args, flag)
         if value is not None:
             train_overrides[flag] = value
     train_overrides.update(_parse_assignments(args.train_set, "--train-set"))
     train = validate_config(TrainConfig, train_overrides, where="the training options")
-    from accelerate.utils import set_seed
+    trainer_class = trainer_spec.trainer_class()
+    from .trainer import TrainingInterrupted, seed_everything
 
-    set_seed(train.seed)  # the same initial weights in every process
+    seed_everything(train.seed)  # the same initial weights in every process
     dataset = get_dataset(dataset_name).load(args.data, split="train", **_parse_assignments(args.data_option, "--data-option"))
     model = build(family, config_overrides)
     check_dataset_fits(model, dataset, dataset_name=dataset_name)
-    from .trainer import Trainer
-
     out = Path(args.out or f"runs/{args.target}")
-    trainer = Trainer(model, dataset, train, out_dir=out, cpu=args.cpu or None, export=export)
-    result = trainer.fit(resume="latest" if args.resume else None)
-    if trainer.accelerator.is_main_process:
+    trainer = trainer_class(model, dataset, train, out_dir=out, cpu=args.cpu or None, export=export,
+                            overwrite=args.overwrite, resume_command=_resume_command(args),
+                            **({"report_to": _trackers(args.report_to)} if args.report_to else {}))
+    try:
+        result = trainer.fit(resume="latest" if args.resume else None)
+    except TrainingInterrupted as stop:
+        if getattr(trainer, "is_main_process", True):
+            print(f"zoo: {stop}", file=sys.stderr)
+        return 128 + stop.signal
+    if getattr(trainer, "is_main_process", True):
         print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.samples_per_second:.0f} samples/s); "
               f"final losses {json.dumps({k: round(v, 5) for k, v in result.last_losses.items()})}")
         print(f"exported to {result.export_dir}")
     return 0
+
+
+def _trackers(value: str):
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names[0] if len(names) == 1 else names
+
+
+def _resume_command(args) -> str:
+    """The command line that continues this run: the same arguments, with --resume."""
+    import shlex
+
+    argv = [a for a in getattr(args, "argv", None) or [] if a != "--overwrite"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    if "--out" not in argv and not any(a.startswith("--out=") for a in argv):
+        argv += ["--out", args.out or f"runs/{args.target}"]
+    command = "zoo " + shlex.join(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        command += "   (under the same launcher: torchrun / accelerate launch)"
+    return command
 
 
 def cmd_eval(args) -> int:
@@ -370,10 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--grad-accum-steps", dest="grad_accum_steps", type=int)
     p.add_argument("--mixed-precision", dest="mixed_precision", choices=["no", "fp16", "bf16"])
-    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    p.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, help="also checkpoint every N steps")
+    p.add_argument("--checkpoint-minutes", dest="checkpoint_minutes", type=float,
+                   help="checkpoint every this many minutes of training (default 10; 0: off)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config override")
     p.add_argument("--train-set", action="append", metavar="KEY=VALUE", help="any other TrainConfig field")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out (default: refuse)")
+    p.add_argument("--trainer", default="accelerate", metavar="NAME",
+                   help="training engine: accelerate (default) or plain (one process, no Accelerate); see 'zoo plugins'")
+    p.add_argument("--report-to", dest="report_to", default=None, metavar="TRACKER",
+                   help="also log to experiment trackers through Accelerate: tensorboard (pip install "
+                        "'zoo-core[tensorboard]'), wandb, all, or a comma-separated list; into OUT/trackers")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     p.set_defaults(func=cmd_train)
 
@@ -460,6 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for 'zoo train', which prints how to resume
     try:
         return args.func(args)
     except KeyboardInterrupt:

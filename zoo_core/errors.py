@@ -64,3 +64,9 @@ class PluginBrokenError(ZooError):
     """A plugin failed in a way that is a bug in the plugin (a spec's import path, an exception from its code),
     not a mistake of the user; the message names the plugin and says where to report it."""
 
+
+class UnknownTrainerError(ZooError, KeyError):
+    """A trainer name (``zoo train --trainer``, ``zoo.trainer``) that no installed plugin registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

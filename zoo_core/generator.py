@@ -145,12 +145,15 @@ class Generator(nn.Module, abc.ABC):
         license: Optional[str] = None,
         repo_id: Optional[str] = None,
         dtype: Optional[torch.dtype] = None,
+        training: Optional[Mapping[str, Any]] = None,
     ) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card.
 
         ``metrics`` are dicts with ``name``, ``value`` and optionally ``dataset``, ``split`` and
         ``command``; they go into the card's ``model-index``. ``dtype`` stores floating-point
-        tensors in another precision (e.g. ``torch.float16`` to halve the file).
+        tensors in another precision (e.g. ``torch.float16`` to halve the file). ``training`` (from
+        ``zoo train``: dataset, license, trainer, hyperparameters, final losses, hardware, time) adds
+        a Training section to the card.
         """
         from safetensors.torch import save_file
 
@@ -169,7 +172,7 @@ class Generator(nn.Module, abc.ABC):
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         card = model_card(
             config, metrics=list(metrics or []), dataset=dataset, license=license, repo_id=repo_id,
-            samples_are_images=self.samples_are_images,
+            samples_are_images=self.samples_are_images, training=dict(training) if training else None,
         )
         (directory / CARD_NAME).write_text(card)
         return directory

@@ -24,7 +24,7 @@ from typing import Callable
 
 import pluggy
 
-from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -76,4 +76,15 @@ def zoo_register_commands(register: Callable[[CommandSpec], None]) -> None:
     ``arguments(parser)`` adds its arguments, ``run(args)`` does the work and returns the exit
     status. A name that a core command or another plugin already uses is reported by
     ``zoo plugins`` and the command is not added. Returns nothing.
+    """
+
+
+@hookspec
+def zoo_register_trainers(register: Callable[[TrainerSpec], None]) -> None:
+    """Register training engines for ``zoo train --trainer NAME`` and ``zoo.trainer(NAME)``.
+
+    Called once per plugin when plugins are loaded. Call ``register(TrainerSpec(name, trainer,
+    description))`` for each trainer, where ``trainer`` is the import path of a
+    ``zoo_core.trainer.Trainer`` subclass that keeps the contract in its docstring. The core
+    registers ``accelerate`` (the default) and ``plain`` this way. Returns nothing.
     """

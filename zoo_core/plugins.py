@@ -33,7 +33,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec, import_object
+from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec, import_object
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -77,6 +77,7 @@ class PluginState:
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
         self.commands: dict[str, Registered] = {}
+        self.trainers: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
@@ -130,6 +131,7 @@ class PluginState:
         self._call(name, "zoo_register_families", FamilySpec, self.families)
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
+        self._call(name, "zoo_register_trainers", TrainerSpec, self.trainers)
         self._call(name, "zoo_register_catalog", None, None)
         self._call(name, "zoo_register_commands", CommandSpec, self.commands)
 
@@ -286,6 +288,27 @@ def commands() -> dict[str, Registered]:
     """The ``zoo`` subcommands plugins registered (the core's own included), with their distributions."""
     s = state()
     return {name: r for name, r in sorted(s.commands.items()) if ("command", name) not in s.conflicts}
+
+
+def trainers() -> dict[str, TrainerSpec]:
+    return {name: r.spec for name, r in sorted(state().trainers.items())}
+
+
+def get_trainer(name: str) -> TrainerSpec:
+    from .errors import UnknownTrainerError
+
+    s = state()
+    s._check_conflict("trainer", name)
+    if name not in s.trainers:
+        import difflib
+
+        known = sorted(s.trainers)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise UnknownTrainerError(
+            f"No installed plugin provides the trainer {name!r}.{hint} Registered trainers: {', '.join(known) or 'none'}."
+        )
+    return s.trainers[name].spec
 
 
 def plugin_records() -> list[PluginRecord]:

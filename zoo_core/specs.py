@@ -147,3 +147,19 @@ class CommandSpec:
     arguments: str
     run: str
     help: str = ""
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """A training engine for ``zoo train --trainer NAME`` and ``zoo.trainer(NAME)``.
+
+    trainer: import path of a ``zoo_core.trainer.Trainer`` subclass; its constructor and ``fit``
+             keep the contract in that class's docstring.
+    """
+
+    name: str
+    trainer: str
+    description: str = ""
+
+    def trainer_class(self):
+        return import_object(self.trainer)

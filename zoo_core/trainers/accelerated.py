@@ -1,0 +1,235 @@
+"""The default trainer, on ``accelerate.Accelerator``.
+
+In the order of the Accelerate examples: Accelerator -> seed -> data -> optimizers -> one
+``prepare`` -> ``backward`` -> step. It runs unchanged on a CPU, one GPU, or many processes
+(``accelerate launch`` on GPUs, ``torchrun`` on CPUs); the loop around it is ``LoopTrainer``'s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..generator import Generator
+from ..trainer import LoopTrainer, UnsupportedTrainingError, lr_lambda
+
+
+class _TrainingStep(nn.Module):
+    """Routes ``forward`` to ``training_step`` so DDP wraps the call that computes the loss."""
+
+    def __init__(self, model: Generator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any, optimizer: str = "main") -> dict[str, torch.Tensor]:
+        return self.model.training_step(batch, optimizer=optimizer)
+
+
+class AccelerateTrainer(LoopTrainer):
+    """``accelerate``: device placement, mixed precision (no/bf16/fp16), gradient accumulation and
+    clipping, and data sharding across processes, all by ``accelerate.Accelerator``.
+
+    ``--batch-size`` is the global batch, split across processes; only the main process writes.
+    Checkpoints are the zoo's own (safetensors + JSON), so FSDP and DeepSpeed, whose sharded
+    states only Accelerate's pickled checkpoints hold, are refused."""
+
+    name = "accelerate"
+
+    def __init__(self, model, dataset, train=None, **kwargs):
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, DistributedType, ProjectConfiguration
+
+        from ..config import TrainConfig
+
+        super().__init__(model, dataset, train if train is not None else TrainConfig(), **kwargs)
+        self.train = train = launcher_settings(self.train)
+        self.optimizers = model.configure_optimizers(train)
+        if not self.optimizers:
+            raise ValueError(f"{type(model).__name__}.configure_optimizers returned no optimizer")
+        if len(self.optimizers) > 1 and train.grad_accum_steps > 1:
+            raise UnsupportedTrainingError("grad_accum_steps > 1 is not supported for families with several optimizers")
+        # Each Trainer owns its precision and accumulation settings: forget an earlier Trainer's (in
+        # this process) while keeping the distributed setup (PartialState) as it is. Accelerate has
+        # no public way to do this (an Accelerator with other settings than the live state's raises).
+        AcceleratorState._reset_state(reset_partial_state=False)
+        self.accelerator = Accelerator(
+            # on a machine with no accelerator (CUDA, MPS, XPU...) cpu=True is what makes Accelerate use
+            # gloo under torchrun; elsewhere Accelerate picks the device unless --cpu asks for the CPU
+            cpu=bool(self.cpu) if self.cpu is not None else not _has_accelerator(),
+            mixed_precision=train.mixed_precision,
+            gradient_accumulation_steps=train.grad_accum_steps,
+            dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+            project_config=ProjectConfiguration(project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "trackers")),
+            log_with=self.report_to or None,
+            # a GAN's discriminator pass leaves the generator's weights unused, and vice versa
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=len(self.optimizers) > 1)],
+        )
+        kind = self.accelerator.distributed_type
+        if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+            raise UnsupportedTrainingError(
+                f"the accelerate trainer does not support {kind.value}: its sharded optimizer state cannot be "
+                "checkpointed in the zoo's pickle-free format; use data parallelism (accelerate launch --multi_gpu)"
+            )
+        if train.batch_size % self.accelerator.num_processes:
+            raise ValueError(
+                f"batch_size {train.batch_size} (the global batch) must divide evenly across "
+                f"{self.accelerator.num_processes} processes"
+            )
+
+    # -- processes ----------------------------------------------------------------------------
+
+    @property
+    def process_index(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def num_processes(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_local_main_process(self) -> bool:
+        return self.accelerator.is_local_main_process
+
+    def _barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def _any_process(self, *flags: bool) -> list[bool]:
+        if self.num_processes == 1:
+            return [bool(f) for f in flags]
+        values = torch.tensor([float(bool(f)) for f in flags], device=self.accelerator.device)
+        return [bool(v > 0) for v in self.accelerator.reduce(values, reduction="sum")]
+
+    def _start_trackers(self) -> None:
+        if self.report_to:
+            hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                       for k, v in self.train.model_dump(mode="json").items()}
+            hparams.update({f"model.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+                            for k, v in self.model.config.model_dump(mode="json").items()})
+            self.accelerator.init_trackers(f"zoo-{self.model.family}", config=hparams)
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        if self.report_to:
+            self.accelerator.log(values, step=step)
+
+    def _end_trackers(self) -> None:
+        if self.report_to:
+            self.accelerator.end_training()
+
+    def _mean_across_processes(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        if self.num_processes == 1:
+            return super()._mean_across_processes(losses)
+        names = sorted(losses)
+        values = torch.stack([losses[k].detach().float().reshape(()) for k in names]).to(self.accelerator.device)
+        return {k: float(v) for k, v in zip(names, self.accelerator.reduce(values, reduction="mean"))}
+
+    def _seed(self, seed: int) -> None:
+        from accelerate.utils import set_seed
+
+        set_seed(seed)
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        accelerator, train = self.accelerator, self.train
+        loader = DataLoader(
+            self.dataset, batch_size=train.batch_size, shuffle=True, drop_last=True, num_workers=train.num_workers,
+            generator=torch.Generator().manual_seed(train.seed),
+        )
+        if len(loader) == 0:
+            raise ValueError(f"the dataset has {len(self.dataset)} items, fewer than one batch of {train.batch_size}")
+        names = list(self.optimizers)
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(train)) for o in self.optimizers.values()]
+        prepared = accelerator.prepare(_TrainingStep(self.model), *self.optimizers.values(), loader, *schedulers)
+        self._step_module = prepared[0]
+        self._optimizers = dict(zip(names, prepared[1 : 1 + len(names)]))
+        self._loader, self._schedulers = prepared[1 + len(names)], list(prepared[2 + len(names) :])
+        self._model = accelerator.unwrap_model(self._step_module).model
+        self._batches_per_epoch = len(self._loader)
+        self._step_module.train()
+
+    def _batches(self, epoch: int, skip: int) -> Iterable[tuple[Any, bool]]:
+        self._loader.set_epoch(epoch)
+        loader = self.accelerator.skip_first_batches(self._loader, skip) if skip else self._loader
+        for batch in loader:
+            yield batch, False  # Accelerate tracks the end of the epoch itself
+
+    def _train_on_batch(self, batch: Any, is_last: bool) -> tuple[dict[str, torch.Tensor], bool]:
+        accelerator, clip, optimizers = self.accelerator, self.train.max_grad_norm, self._optimizers
+        check_gradients = self.train.mixed_precision != "fp16"  # fp16's loss scaler skips overflowing steps itself
+        losses: dict[str, torch.Tensor] = {}
+        stepped = True
+        with accelerator.accumulate(self._step_module):
+            for (name, optimizer), scheduler in zip(optimizers.items(), self._schedulers):
+                if len(optimizers) > 1:
+                    self._step_module.zero_grad(set_to_none=True)  # the other optimizer's pass left gradients here
+                out = self._step_module(batch, optimizer=name)
+                if "loss" not in out:
+                    raise KeyError(f"training_step must return a dict with 'loss'; got {sorted(out)}")
+                accelerator.backward(out["loss"])
+                allowed = True
+                if accelerator.sync_gradients:
+                    params = [p for group in optimizer.param_groups for p in group["params"]]
+                    norm = (accelerator.clip_grad_norm_(params, clip) if clip
+                            else _total_norm(params) if check_gradients else None)
+                    allowed = self._allow_step(name, out, norm)
+                else:
+                    self._watch(out)
+                if allowed:
+                    optimizer.step()
+                    scheduler.step()
+                stepped = stepped and allowed
+                optimizer.zero_grad(set_to_none=True)
+                prefix = "" if len(optimizers) == 1 else f"{name}/"
+                for key, value in out.items():
+                    losses[f"{prefix}{key}" if key != "loss" or prefix else key] = value.detach()
+        if "loss" not in losses:
+            losses["loss"] = sum(v for k, v in losses.items() if k.endswith("/loss"))
+        return losses, stepped and accelerator.sync_gradients
+
+    def _extra_state(self) -> dict[str, Any]:
+        scaler = self.accelerator.scaler
+        return {"scaler": scaler.state_dict()} if scaler is not None else {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.accelerator.scaler is not None and state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+
+
+def launcher_settings(train):
+    """``accelerate launch`` / ``accelerate config`` settings (mixed precision, gradient accumulation,
+    passed down as ACCELERATE_* variables) win over the zoo's defaults, but not over values the user
+    set (on the zoo's command line, in the catalog recipe or in the TrainConfig)."""
+    from ..config import TrainConfig
+
+    update: dict[str, Any] = {}
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "").strip()
+    if precision and "mixed_precision" not in train.model_fields_set and precision != train.mixed_precision:
+        if precision not in ("no", "fp16", "bf16"):
+            raise UnsupportedTrainingError(
+                f"accelerate's mixed precision {precision!r} is not supported; the zoo trains with no, fp16 or bf16"
+            )
+        update["mixed_precision"] = precision
+    accumulation = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "").strip()
+    if accumulation and "grad_accum_steps" not in train.model_fields_set and int(accumulation) != train.grad_accum_steps:
+        update["grad_accum_steps"] = int(accumulation)
+    if not update:
+        return train
+    print(f"using {', '.join(f'{k}={v}' for k, v in update.items())} from accelerate launch/config "
+          "(set it on the zoo's command line to override)", file=sys.stderr)
+    return TrainConfig.model_validate({**train.model_dump(include=train.model_fields_set), **update})
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
+def _total_norm(params: list[torch.Tensor]) -> Optional[torch.Tensor]:
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else None
