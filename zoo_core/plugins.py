@@ -183,7 +183,9 @@ class PluginState:
 
     def check_imports(self) -> None:
         """Import every registered spec's targets; record each failure against the plugin that registered it."""
-        for kind, table in (("family", self.families), ("dataset", self.datasets), ("metric", self.metrics)):
+        tables = (("family", self.families), ("dataset", self.datasets), ("metric", self.metrics),
+                  ("trainer", self.trainers), ("command", self.commands))
+        for kind, table in tables:
             for name, registered in sorted(table.items()):
                 for path in _import_paths(registered.spec):
                     try:
@@ -346,6 +348,8 @@ def _import_paths(spec: Any) -> list[str]:
         return [spec.function]
     if isinstance(spec, CommandSpec):
         return [spec.arguments, spec.run]
+    if isinstance(spec, TrainerSpec):
+        return [spec.trainer]
     return []
 
 
