@@ -24,7 +24,7 @@ from typing import Callable
 
 import pluggy
 
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import ConverterSpec, DatasetSpec, FamilySpec, MetricSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -64,4 +64,16 @@ def zoo_register_catalog(register: Callable[[object], None]) -> None:
     ``source`` is a path (``str``, ``pathlib.Path`` or an ``importlib.resources`` traversable) of
     a YAML file in the format of ``registry.yaml``, or a mapping of the same shape. Entries are
     validated like ``registry.yaml``; errors name the file and the entry. Returns nothing.
+    """
+
+
+@hookspec
+def zoo_register_converters(register: Callable[[ConverterSpec], None]) -> None:
+    """Register converters from foreign checkpoint formats (another library's layout) to zoo folders.
+
+    Called once per plugin when plugins are loaded. Call ``register(ConverterSpec(...))`` for each
+    format. ``zoo.load`` of a local folder or Hub repo that has no zoo ``config.json`` asks each
+    converter's ``detect``; the first that recognizes it converts it once into the zoo's cache
+    (``ZOO_CACHE``, default ``~/.cache/zoo``), keyed by the source's sha256 or Hub commit, and later
+    loads use that cache, offline too. ``zoo convert SRC OUT`` runs it explicitly. Returns nothing.
     """

@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from .errors import HubError, WeightsError
 
@@ -301,17 +301,22 @@ def snapshot(
     *,
     local_files_only: Optional[bool] = None,
     token: Optional[str] = None,
+    extra_files: Sequence[str] = (),
+    accept: Optional[Callable[[Path], bool]] = None,
 ) -> Path:
     """Download (or find in the cache) a zoo model repo at ``revision``; returns its folder.
 
-    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched. Online, the files
-    are checked against the hashes the Hub lists for that commit (LFS sha256 / git sha1).
+    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched, plus ``extra_files``
+    (glob patterns, e.g. a converter's files; pickles never). Online, the files are checked against
+    the hashes the Hub lists for that commit (LFS sha256 / git sha1). A folder without the zoo's
+    files is refused unless ``accept(folder)`` says it is usable (a converter recognizes it).
     """
     from huggingface_hub import snapshot_download
 
     validate_repo_id(repo_id)
     revision = validate_revision(revision or "main")
     offline_now = bool(local_files_only) or offline()
+    patterns = list(MODEL_FILES) + [p for p in extra_files if not p.lower().endswith(UNSAFE_WEIGHT_SUFFIXES)]
     blobs = _storage(repo_id) / "blobs"
     cached_before = {p.name for p in blobs.iterdir()} if blobs.is_dir() else set()
     with _hub_errors(repo_id, revision, token=token, offline_now=offline_now):
@@ -322,17 +327,18 @@ def snapshot(
                 cache_dir=cache_dir(),
                 local_files_only=offline_now,
                 token=token,
-                allow_patterns=list(MODEL_FILES),
+                allow_patterns=patterns,
                 endpoint=endpoint(),
                 library_name="zoo",
             )
         )
-        if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+        complete = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+        if not complete and not (accept is not None and accept(folder)):
             _refuse_incomplete(repo_id, revision, folder, token=token, offline_now=offline_now)
-        fresh = [name for name in MODEL_FILES if (folder / name).exists()
-                 and (folder / name).resolve().name not in cached_before]
+        present = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
+        fresh = [p for p in present if p.resolve().name not in cached_before]
         if fresh and not offline_now:  # files already cached were checked when they were downloaded
-            _verify_against_hub(repo_id, folder, token=token)
+            _verify_against_hub(repo_id, folder, token=token, patterns=patterns)
     return folder
 
 
@@ -357,7 +363,7 @@ def _refuse_incomplete(repo_id: str, revision: str, folder: Path, *, token, offl
     )
 
 
-def _verify_against_hub(repo_id: str, folder: Path, *, token) -> None:
+def _verify_against_hub(repo_id: str, folder: Path, *, token, patterns: Sequence[str] = MODEL_FILES) -> None:
     """Compare the downloaded files with the hashes the Hub lists; remove and refuse mismatches."""
     import httpx2
     from huggingface_hub import errors as hf
@@ -368,7 +374,9 @@ def _verify_against_hub(repo_id: str, folder: Path, *, token) -> None:
         # snapshot_download fell back to the cache (Hub unreachable, or no access any more): those
         # files were checked when they were downloaded.
         return
-    bad = [m for m in verification.mismatches if m["path"] in MODEL_FILES]
+    import fnmatch
+
+    bad = [m for m in verification.mismatches if any(fnmatch.fnmatch(m["path"], p) for p in patterns)]
     if bad:
         for mismatch in bad:
             _evict(folder / mismatch["path"])

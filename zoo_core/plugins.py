@@ -27,7 +27,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import ConverterSpec, DatasetSpec, FamilySpec, MetricSpec
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -70,6 +70,7 @@ class PluginState:
         self.families: dict[str, Registered] = {}
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
+        self.converters: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
@@ -115,6 +116,7 @@ class PluginState:
         self._call(name, "zoo_register_families", FamilySpec, self.families)
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
+        self._call(name, "zoo_register_converters", ConverterSpec, self.converters)
         self._call(name, "zoo_register_catalog", None, None)
 
     def _call(self, plugin_name: str, hook_name: str, spec_type, table) -> None:
@@ -233,6 +235,18 @@ def get_metric(name: str) -> MetricSpec:
     if name not in s.metrics:
         raise KeyError(f"unknown metric {name!r}; registered metrics: {', '.join(sorted(s.metrics)) or 'none'}")
     return s.metrics[name].spec
+
+
+def converters() -> dict[str, ConverterSpec]:
+    return {name: r.spec for name, r in sorted(state().converters.items())}
+
+
+def get_converter(name: str) -> ConverterSpec:
+    s = state()
+    s._check_conflict("converter", name)
+    if name not in s.converters:
+        raise KeyError(f"unknown converter {name!r}; registered converters: {', '.join(sorted(s.converters)) or 'none'}")
+    return s.converters[name].spec
 
 
 def plugin_records() -> list[PluginRecord]:
