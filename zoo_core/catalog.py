@@ -99,8 +99,17 @@ class MetricEntry(_Strict):
     value: float
     dataset: Optional[str] = None
     split: Optional[str] = None
-    command: str = Field(description="The command that measured it, so anyone can re-run it.")
+    command: Optional[str] = Field(None, description="The command that measured it, so anyone can re-run it.")
+    reported_by: Optional[str] = Field(
+        None, description="Instead of a command: the publication that reports this number (the zoo did not measure it).")
+    stderr: Optional[float] = Field(None, description="Standard error of a Monte Carlo estimate, when it is one.")
     notes: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _measured_or_cited(self):
+        if (self.command is None) == (self.reported_by is None):
+            raise ValueError("a metric needs exactly one of command (measured by the zoo) or reported_by (cited)")
+        return self
 
 
 class CatalogEntry(_Strict):

@@ -468,7 +468,9 @@ def pull(name_or_repo: str, revision: Optional[str] = None, *, token: Optional[s
     repo_id, at_revision = parsed
     if at_revision and revision and at_revision != revision:
         raise ValueError(f"two revisions given for {repo_id}: @{at_revision} and revision={revision!r}")
-    return snapshot(repo_id, revision or at_revision, token=token)
+    from .loading import hub_folder
+
+    return hub_folder(repo_id, revision or at_revision, token=token)  # converts a foreign format once
 
 
 # -- pushing -----------------------------------------------------------------------------------

@@ -288,8 +288,21 @@ def hub_folder(repo_id: str, revision: Optional[str], *, local_files_only=None, 
 
     specs = [get_converter(converter)] if converter else list(converters().values())
     files = tuple(pattern for spec in specs for pattern in spec.files)
-    folder = hub.snapshot(repo_id, revision, local_files_only=local_files_only, token=token, extra_files=files,
-                          accept=lambda f: any(spec.detects(f) for spec in specs))
+    try:
+        folder = hub.snapshot(repo_id, revision, local_files_only=local_files_only, token=token, extra_files=files,
+                              accept=lambda f: any(spec.detects(f) for spec in specs))
+    except hub.NotCachedError:
+        if name is None:
+            raise
+        raise hub.NotCachedError(
+            f"{name} ({repo_id}@{revision}) is not in the local cache and downloads are off (HF_HUB_OFFLINE=1 or "
+            f"local_files_only=True): run `zoo pull {name}` once while online, then it loads offline") from None
+    except hub.HubConnectionError as error:
+        if name is None:
+            raise
+        raise hub.HubConnectionError(
+            f"{name} needs {repo_id}@{revision} from the Hub at {hub.endpoint()}, which could not be reached, and it "
+            f"is not in the local cache: run `zoo pull {name}` once while online") from error
     if converter is None and is_zoo_folder(folder) and (folder / WEIGHTS_NAME).is_file():
         return folder
     for file_name, expected in (sha256 or {}).items():
@@ -310,3 +323,36 @@ def resolved_source(folder: Path) -> Optional[dict]:
         return json.loads((Path(folder) / "zoo-source.json").read_text("utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def convert(src: str | os.PathLike, out: str | os.PathLike, *, converter: Optional[str] = None,
+            revision: Optional[str] = None, token: Optional[str] = None) -> tuple[Path, str, str, Optional[str]]:
+    """``zoo convert``: write the zoo folder ``out`` from a foreign checkpoint (a local folder, or a Hub
+    repo id ``org/name[@revision]``). Returns (out, converter name, source, commit or None)."""
+    from . import hub
+    from .plugins import converters, get_converter
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty; choose a new folder")
+    text = os.fspath(src)
+    if os.path.isdir(text) or isinstance(src, os.PathLike) or text.startswith((".", "/", "~")):
+        folder, source, commit = Path(text).expanduser(), text, None
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+    else:
+        parsed = hub.parse_repo_id(text)
+        if parsed is None:
+            raise FileNotFoundError(f"{text} is neither a folder nor a Hub repo id (org/name[@revision])")
+        repo_id, at_revision = parsed
+        specs = [get_converter(converter)] if converter else list(converters().values())
+        folder = hub.snapshot(repo_id, revision or at_revision, token=token,
+                              extra_files=tuple(p for spec in specs for p in spec.files),
+                              accept=lambda f: any(spec.detects(f) for spec in specs))
+        source, commit = repo_id, folder.name
+    spec = get_converter(converter) if converter else find_converter(folder)
+    if spec is None or not spec.detects(folder):
+        known = ", ".join(f"{name} ({c.description})" for name, c in converters().items()) or "none installed"
+        raise WeightsError(f"no converter recognizes {text}; registered converters: {known}")
+    spec.run(folder, out, source=source, revision=commit)
+    return out, spec.name, source, commit
