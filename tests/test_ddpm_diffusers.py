@@ -40,6 +40,15 @@ EMA_256 = dict(HO, sample_size=256, block_out_channels=(128, 128, 256, 256, 512,
 LEGACY = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions: one thread is as fast, and much faster when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def diffusers_unet(config: dict, seed: int = 0) -> UNet2DModel:
     torch.manual_seed(seed)
     return UNet2DModel(**config).eval()
@@ -247,9 +256,9 @@ def test_ddpm_cifar_offline_with_nothing_cached_fails_with_one_clear_line(hub, t
     result = run_zoo("sample", "ddpm-cifar", "-o", str(tmp_path / "x.png"), env=env)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "zoo pull ddpm-cifar" in result.stderr and "Traceback" not in result.stderr
-    demo = run_zoo("demo", "ddpm-cifar*", "-n", "1", "-o", str(tmp_path / "demo"), env=env)
+    demo = run_zoo("demo", "ddpm-cifar", "-n", "1", "-o", str(tmp_path / "demo"), env=env)
     assert "ddpm-cifar: skipped: " in demo.stdout and "zoo pull ddpm-cifar" in demo.stdout
-    assert "ddpm-cifar-tiny: wrote" in demo.stdout
+    assert demo.returncode == 2 and "every catalog model was skipped" in demo.stderr
 
 
 def test_a_diffusers_repo_id_loads_directly_and_a_pickled_only_repo_is_refused(hub, tmp_path, monkeypatch):
@@ -334,14 +343,20 @@ def test_the_ddim_sampler_steps_as_diffusers_ddimscheduler(eta, spacing):
 
 
 def test_fifty_ddim_steps_end_to_end_match_diffusers_ddimpipeline(tmp_path):
-    unet = diffusers_unet(CONFIGS["two-attention-levels"], seed=5)
-    model = zoo.load(save(unet, tmp_path / "src", "flat"), device="cpu")
+    """The whole sampling call. In float64 with the same alpha_bar table on both sides (diffusers builds
+    it in float32: 0.6% off the float64 product at t = 999, 2.5e-7 absolute), because 50 DDIM steps of a random-weight UNet are
+    chaotic: in float32 the two drift apart by ~1.3x per step from the UNets' 1e-6 rounding differences."""
+    unet = diffusers_unet(CONFIGS["two-attention-levels"], seed=5).double()
+    model = zoo.load(save(unet, tmp_path / "src", "flat"), device="cpu").double()
     pipeline = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(DDPMScheduler().config))
     pipeline.set_progress_bar_config(disable=True)
+    schedule = pipeline.scheduler.alphas_cumprod
+    assert float(((schedule.double() - model.scheduler.alpha_bars64).abs() / schedule).max()) < 0.01
+    pipeline.scheduler.alphas_cumprod = model.scheduler.alpha_bars64 = schedule.double()
     expected = pipeline(batch_size=4, generator=torch.Generator().manual_seed(0), num_inference_steps=50, eta=0.0,
                         output_type="np").images
     got = model.sample(4, sampler="ddim", num_inference_steps=50, eta=0.0, generator=torch.Generator().manual_seed(0))
-    assert float(abs(got.permute(0, 2, 3, 1).numpy() - expected).max()) < 1e-4
+    assert float(abs(got.permute(0, 2, 3, 1).numpy() - expected).max()) < 1e-6
 
 
 def test_a_list_of_generators_gives_one_per_sample_and_options_are_checked():

@@ -183,4 +183,4 @@ def gaussian(shape: tuple[int, ...], generator: Any, device: torch.device, dtype
             raise ValueError(f"got {len(generator)} generators for {shape[0]} samples; pass one per sample")
         return torch.cat([gaussian((1, *shape[1:]), g, device, dtype) for g in generator])
     draw_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=draw_device, dtype=torch.float32).to(device, dtype)
+    return torch.randn(shape, generator=generator, device=draw_device, dtype=dtype).to(device)

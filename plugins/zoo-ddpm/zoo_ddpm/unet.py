@@ -18,8 +18,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, frequency_shift: int = 0) -> t
     Ho et al.'s code divides by dim/2 - 1 (``frequency_shift=1``, so the last frequency is 1/10000).
     """
     half = dim // 2
-    exponent = torch.arange(half, device=t.device, dtype=torch.float32) / (half - frequency_shift)
-    angles = t.float()[:, None] * torch.exp(-math.log(10000) * exponent)[None]
+    # (-ln(10000) i) / (half - shift), in this order and in float32: the rounding of Ho et al.'s port
+    exponent = -math.log(10000) * torch.arange(half, device=t.device, dtype=torch.float32) / (half - frequency_shift)
+    angles = t.float()[:, None] * torch.exp(exponent)[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
@@ -128,7 +129,7 @@ class UNet(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        time = self.time_mlp(timestep_embedding(t, self.base_channels, self.frequency_shift))
+        time = self.time_mlp(timestep_embedding(t, self.base_channels, self.frequency_shift).to(self.conv_in.weight.dtype))
         h = self.conv_in(x)
         skips = [h]
         for block in self.down:
