@@ -82,6 +82,7 @@ class HubWeights(_Strict):
             _check_hashes(self.sha256)
         return self
 
+
 def _weights_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "hub" if "repo" in value else "package"

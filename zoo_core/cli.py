@@ -217,7 +217,6 @@ def cmd_push(args) -> int:
 
 def cmd_pull(args) -> int:
     from .hub import pull
-
     from .loading import resolved_source
 
     folder = pull(args.name, revision=args.revision)
@@ -225,6 +224,8 @@ def cmd_pull(args) -> int:
     if source and source.get("revision"):
         print(f"{args.name}: resolved {source['source']} to commit {source['revision']} ({source['converter']} "
               "format, converted)")
+    elif folder.parent.name == "snapshots":  # a Hub cache folder is named by its commit
+        print(f"{args.name}: resolved to commit {folder.name}")
     print(f"{args.name} is ready at {folder}")
     return 0
 

@@ -241,8 +241,10 @@ def converted_folder(folder: Path) -> Path:
         return folder
     spec = find_converter(folder)
     if spec is None:
+        from .hub import UNSAFE_WEIGHT_SUFFIXES
+
         unsafe = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                        if p.name.lower().endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")))
+                        if p.name.lower().endswith(UNSAFE_WEIGHT_SUFFIXES))
         if unsafe and not any(folder.rglob("*.safetensors")):
             raise WeightsError(
                 f"{folder} holds only pickled weights ({', '.join(unsafe)}); the zoo loads safetensors only, "
