@@ -35,8 +35,10 @@ def cmd_list(args) -> int:
     from .catalog import catalog, list_models
     from .plugins import family_distribution
 
+    from .checks import catalog_problems
+
     cat = catalog()
-    for error in cat.errors:
+    for error in cat.errors + catalog_problems():
         print(f"warning: {error.splitlines()[0]} (see 'zoo plugins')", file=sys.stderr)
     names = list_models(args.pattern)
     if args.json:
@@ -68,8 +70,10 @@ def cmd_plugins(args) -> int:
     from .catalog import catalog
     from .plugins import plugin_records
 
+    from .checks import catalog_problems
+
     records = plugin_records()
-    catalog_errors = catalog().errors
+    catalog_errors = catalog().errors + catalog_problems()
     if args.json:
         print(json.dumps([
             {"name": r.name, "distribution": r.distribution.name, "version": r.distribution.version,
@@ -410,7 +414,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", action="store_true", help="also write depth maps")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_render)
+    _add_registered_commands(sub)
     return parser
+
+
+def _add_registered_commands(sub) -> None:
+    """Subcommands registered through the ``zoo_register_commands`` hook (the core's own included).
+    A name the core already uses, or a command whose arguments fail, is reported by ``zoo plugins``."""
+    from .plugins import commands, plugin_records
+    from .specs import import_object
+
+    def report(registered, problem: str) -> None:
+        for record in plugin_records():
+            if record.distribution == registered.distribution and problem not in record.errors:
+                record.errors.append(problem)
+
+    for name, registered in commands().items():
+        spec, owner = registered.spec, registered.distribution.name
+        if name in sub.choices:
+            report(registered, f"{owner} registers the command {name!r}, which the core already has; it is ignored")
+            continue
+        p = sub.add_parser(name, help=spec.help, description=spec.help)
+        try:
+            import_object(spec.arguments)(p)
+        except Exception as error:  # a broken plugin command must not break the others
+            problem = f"the command {name!r} of {owner} is broken ({type(error).__name__}: {error})"
+            report(registered, problem)
+            p.set_defaults(func=lambda args, problem=problem: _fail(problem + "; see 'zoo plugins'"))
+            continue
+        p.set_defaults(func=lambda args, run=spec.run: import_object(run)(args))
+
+
+def _fail(problem: str) -> int:
+    raise UserError(problem)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

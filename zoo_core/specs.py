@@ -84,6 +84,25 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class CommandSpec:
+    """A ``zoo`` subcommand.
+
+    name:      the subcommand, ``zoo NAME``; the core's own commands keep their names.
+    arguments: import path of ``arguments(parser)``, which adds the command's arguments (and any
+               sub-subcommands) to its ``argparse.ArgumentParser``.
+    run:       import path of ``run(args) -> int``, called with the parsed arguments; returns the
+               exit status. Raise ``zoo_core.cli.UserError`` (or any ``zoo_core.errors.ZooError``)
+               for a user's mistake: the CLI prints it as one line and exits with status 2.
+    help:      one line for ``zoo --help``.
+    """
+
+    name: str
+    arguments: str
+    run: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
 class ConverterSpec:
     """A foreign checkpoint format that the zoo converts into its own folder (config.json +
     model.safetensors + README.md), e.g. another library's layout of a model a family can express.

@@ -31,7 +31,8 @@ class PixelGaussian(Generator):
         nll = self.log_sigma + 0.5 * ((batch - self.mu) / self.log_sigma.exp()) ** 2 + 0.5 * math.log(2 * math.pi)
         return {"loss": nll.sum(dim=(1, 2, 3)).mean()}
 
-    def sample(self, n, *, generator=None, **_):
+    def sample(self, n, *, generator=None, **options):
+        self.check_sampler_options(options)  # it takes none: a misspelt option is an error, not ignored
         noise = torch.randn((n, *self.mu.shape), generator=generator, device=self.mu.device)
         return (self.mu + self.log_sigma.exp() * noise).clamp(0, 1)
 
