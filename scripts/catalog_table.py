@@ -17,10 +17,14 @@ def catalog_table() -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in sorted(models.items()):
-        metrics = "<br>".join(f"{m['name']} = {m['value']:.4g}" for m in entry.get("metrics", []))
-        commands = "<br>".join(f"`{c}`" for c in dict.fromkeys(m["command"] for m in entry.get("metrics", [])))
+        metrics = "<br>".join(
+            f"{m['name']} = {m['value']:.4g}" + (f" ± {m['stderr']:.2g}" if m.get("stderr") else "")
+            + (" (authors')" if m.get("reported_by") else "") for m in entry.get("metrics", []))
+        commands = "<br>".join(f"`{m['command']}`" if m.get("command") else f"reported by {m['reported_by']}"
+                               for m in {m.get("command") or m["reported_by"]: m for m in entry.get("metrics", [])}.values())
         weights = entry["weights"]
-        source = f"`{weights['package']}` package" if "package" in weights else f"Hub `{weights['repo']}`"
+        source = f"`{weights['package']}` package" if "package" in weights else f"Hub `{weights['repo']}`" + (
+            f" ({weights['format']}, unpinned: {weights['revision']})" if weights.get("unpinned") else "")
         lines.append(
             f"| `{name}` | {entry['family']} | {metrics} | {commands} | {source} | {entry.get('dataset') or ''} |"
         )

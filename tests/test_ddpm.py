@@ -99,13 +99,23 @@ def test_one_sampler_step_by_hand(variance):
     torch.testing.assert_close(s.step(eps, 0, x_t, noise=z), last, rtol=1e-5, atol=1e-6)
 
 
-def test_strided_step_with_eta_one_is_the_ancestral_beta_tilde_step():
-    s = _scheduler(variance="beta_tilde")
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_sampler_objects_take_the_schedulers_ancestral_step(variance):
+    """DDPMSampler over consecutive steps is Algorithm 2; DDIM with eta = 1 is its beta_tilde case."""
+    from zoo_ddpm.samplers import DDIMSampler, DDPMSampler
+
+    s = _scheduler(variance=variance)
     torch.manual_seed(0)
-    x_t, eps = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
-    ancestral = s.step(eps, 300, x_t, generator=torch.Generator().manual_seed(1))
-    strided = s.step_strided(eps, 300, 299, x_t, eta=1.0, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(strided, ancestral, rtol=1e-5, atol=1e-5)
+    x_t, eps, z = (torch.randn(2, 3, dtype=torch.float64) for _ in range(3))
+    close = dict(rtol=1e-5, atol=1e-6)  # the scheduler's buffers are float32, the samplers' scalars float64
+    for t in (300, 1):
+        ancestral = s.step(eps, t, x_t, noise=z)
+        torch.testing.assert_close(DDPMSampler(clip_denoised=False).step(s, eps, t, t - 1, x_t, z), ancestral, **close)
+        if variance == "beta_tilde":
+            ddim = DDIMSampler(eta=1.0, clip_denoised=False).step(s, eps, t, t - 1, x_t, z)
+            torch.testing.assert_close(ddim, ancestral, **close)
+    last = DDPMSampler(clip_denoised=False).step(s, eps, 0, -1, x_t)
+    torch.testing.assert_close(last, s.step(eps, 0, x_t), **close)
 
 
 def test_normal_kl_and_discretized_decoder():
@@ -146,10 +156,16 @@ def test_sampling_range_options_and_errors():
     assert full.shape == (2, 3, 16, 16) and full.min() >= 0 and full.max() <= 1
     assert trajectory.shape == (11, 2, 3, 16, 16)
     for eta in (0.0, 1.0):
-        strided = model.sample(2, generator=torch.Generator().manual_seed(0), num_inference_steps=4, eta=eta)
+        strided = model.sample(2, generator=torch.Generator().manual_seed(0), sampler="ddim", num_inference_steps=4, eta=eta)
         assert strided.shape == (2, 3, 16, 16) and strided.min() >= 0 and strided.max() <= 1
     with pytest.raises(ValueError, match="num_inference_steps"):
         model.sample(1, num_inference_steps=50)
+    from zoo_core.errors import UnknownOptionError
+
+    with pytest.raises(UnknownOptionError, match="did you mean num_inference_steps"):
+        model.sample(1, num_inference_step=10)  # used to run all T steps silently
+    with pytest.raises(UnknownOptionError, match="ddpm sampler takes no option 'eta'"):
+        model.sample(1, eta=0.5)
     with pytest.raises(ValueError, match="norm_groups"):
         zoo.build("ddpm", TINY, norm_groups=3)
 
@@ -170,3 +186,26 @@ def test_catalog_ddpm_mnist_samples():
     images = model.sample(4, generator=torch.Generator().manual_seed(0), num_inference_steps=20)
     assert images.shape == (4, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
     assert float(images.mean()) < 0.35  # MNIST is mostly black background (mean ~0.13)
+
+
+def test_the_bound_is_reproducible_and_reports_its_standard_error():
+    """Every draw comes from the metric's generator (the L_0 noise used the global RNG); the stratified
+    estimate agrees with evaluating every term, within its standard error."""
+    from helpers import MNIST
+    from zoo_ddpm.metrics import ddpm_loss
+
+    torch.manual_seed(0)
+    model = zoo.build("ddpm", TINY, image_channels=1, image_size=28, attention_resolutions=[14]).eval()
+    options = dict(data=MNIST, limit=40, batch_size=40, seed=3, exact_small_t=2, vlb_strata=4)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions; two threads crawl when the cores are shared
+    try:
+        torch.manual_seed(1)
+        first = ddpm_loss(model, **options)
+        torch.manual_seed(2)  # another global RNG state: the same numbers
+        assert ddpm_loss(model, **options) == first
+        every_term = ddpm_loss(model, **{**options, "exact_small_t": 19})
+    finally:
+        torch.set_num_threads(threads)
+    assert 0 < first["vlb_bits_per_dim_stderr"] < 0.2 * first["vlb_bits_per_dim"]
+    assert abs(first["vlb_bits_per_dim"] - every_term["vlb_bits_per_dim"]) < 4 * first["vlb_bits_per_dim_stderr"]

@@ -27,8 +27,10 @@ def test_the_top_level_registry_validates_and_is_the_one_shipped():
     shipped = resources.files("zoo_core").joinpath("registry.yaml").read_text()
     assert shipped == (REPO / "registry.yaml").read_text()
     for name, entry in catalog.entries.items():
-        assert entry.metrics, f"{name} has no measured metric"
-        assert all(m.command for m in entry.metrics)
+        # an authors' checkpoint the zoo cannot download here may carry only the paper's numbers, or none
+        foreign = getattr(entry.weights, "format", None) is not None
+        assert entry.metrics or foreign, f"{name} has no measured metric"
+        assert all(m.command or (foreign and m.reported_by) for m in entry.metrics), f"{name}: a metric lacks its command"
 
 
 @pytest.mark.parametrize("fragment", sorted(REPO.glob("plugins/*/catalog-entries.yaml")), ids=lambda p: p.parent.name)

@@ -74,8 +74,9 @@ def model_card(
     if metrics:
         lines += ["## Metrics", "", "| metric | value | dataset | split | command |", "| --- | ---: | --- | --- | --- |"]
         for m in metrics:
+            value = f"{m['value']:.4g}" + (f" ± {m['stderr']:.2g} (s.e.)" if m.get("stderr") else "")
             lines.append(
-                f"| {m['name']} | {m['value']:.4g} | {m.get('dataset') or dataset or ''} | {m.get('split') or ''} | "
+                f"| {m['name']} | {value} | {m.get('dataset') or dataset or ''} | {m.get('split') or ''} | "
                 f"`{m.get('command') or ''}` |"
             )
         lines.append("")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .errors import CatalogError, PluginConflictError, UnknownModelError
 
@@ -48,20 +48,40 @@ class PackageWeights(_Strict):
 
 
 class HubWeights(_Strict):
-    """Weights in a Hub repository, pinned to one commit."""
+    """Weights in a Hub repository, pinned to one commit (or, with ``unpinned: true``, a branch)."""
 
     repo: str = Field(description="Hub repo id, org/name.")
     revision: str = Field(description="The full 40-hex commit sha the entry was measured on.")
-    sha256: dict[str, str] = Field(description="File name -> sha256 of its bytes, checked after download.")
+    sha256: dict[str, str] = Field(
+        default_factory=dict,
+        description="File name -> sha256 of its bytes, checked after download (may be empty for a foreign "
+                    "format: its files are then checked against the hashes the Hub lists).",
+    )
+    format: Optional[str] = Field(
+        None, description="A registered converter (e.g. 'diffusers'): the repo is in that format and is "
+                          "converted into the zoo's cache on first load.")
+    unpinned: bool = Field(
+        False, description="True: revision may be a branch (e.g. main) because no commit could be resolved "
+                           "when the entry was written; zoo info and the card say so.")
 
-    _hashes = field_validator("sha256")(_check_hashes)
-
-    @field_validator("revision")
+    @field_validator("sha256")
     @classmethod
-    def _pinned(cls, value: str) -> str:
-        if not _COMMIT.match(value):
-            raise ValueError(f"revision must be a full 40-hex commit sha (pin it), got {value!r}")
+    def _hashes(cls, value: dict[str, str]) -> dict[str, str]:
+        for file, digest in value.items():
+            if not _SHA256.match(digest):
+                raise ValueError(f"sha256 of {file!r} must be 64 lowercase hex digits, got {digest!r}")
+            if "\\" in file or file.startswith(".") or ".." in file:
+                raise ValueError(f"file name {file!r} must be a plain relative path")
         return value
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        if not self.unpinned and not _COMMIT.match(self.revision):
+            raise ValueError(f"revision must be a full 40-hex commit sha (pin it), got {self.revision!r}; "
+                             "an entry that cannot be pinned yet says unpinned: true")
+        if self.format is None:
+            _check_hashes(self.sha256)
+        return self
 
 
 def _weights_kind(value: Any) -> str:
@@ -81,8 +101,17 @@ class MetricEntry(_Strict):
     value: float
     dataset: Optional[str] = None
     split: Optional[str] = None
-    command: str = Field(description="The command that measured it, so anyone can re-run it.")
+    command: Optional[str] = Field(None, description="The command that measured it, so anyone can re-run it.")
+    reported_by: Optional[str] = Field(
+        None, description="Instead of a command: the publication that reports this number (the zoo did not measure it).")
+    stderr: Optional[float] = Field(None, description="Standard error of a Monte Carlo estimate, when it is one.")
     notes: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _measured_or_cited(self):
+        if (self.command is None) == (self.reported_by is None):
+            raise ValueError("a metric needs exactly one of command (measured by the zoo) or reported_by (cited)")
+        return self
 
 
 class CatalogEntry(_Strict):
@@ -100,6 +129,8 @@ class CatalogEntry(_Strict):
     @property
     def source(self) -> str:
         if isinstance(self.weights, HubWeights):
+            if self.weights.unpinned:
+                return f"hub:{self.weights.repo}@{self.weights.revision} (unpinned)"
             return f"hub:{self.weights.repo}@{self.weights.revision[:7]}"
         return f"package:{self.weights.package}/{self.weights.path}"
 
@@ -217,6 +248,9 @@ def info(name: str) -> dict[str, Any]:
     data = entry.model_dump(mode="json")
     data["name"] = name
     data["source"] = entry.source
+    if isinstance(entry.weights, HubWeights) and entry.weights.unpinned:
+        data["pinned"] = (f"no: revision {entry.weights.revision!r} is a branch, not a commit; `zoo pull {name}` "
+                          "prints the commit it resolves to")
     data["installed"] = family_distribution(entry.family) is not None
     data["defined_in"] = catalog().origins[name]
     return data

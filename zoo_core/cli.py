@@ -290,9 +290,24 @@ def cmd_push(args) -> int:
 
 def cmd_pull(args) -> int:
     from .hub import pull
+    from .loading import resolved_source
 
     folder = pull(args.name, revision=args.revision)
+    source = resolved_source(folder)
+    if source and source.get("revision"):
+        print(f"{args.name}: resolved {source['source']} to commit {source['revision']} ({source['converter']} "
+              "format, converted)")
+    elif folder.parent.name == "snapshots":  # a Hub cache folder is named by its commit
+        print(f"{args.name}: resolved to commit {folder.name}")
     print(f"{args.name} is ready at {folder}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .loading import convert
+
+    out, converter, source, commit = convert(args.src, args.out, converter=args.format, revision=args.revision)
+    print(f"converted {source}" + (f" at commit {commit}" if commit else "") + f" ({converter} format) into {out}")
     return 0
 
 
@@ -324,13 +339,23 @@ def cmd_demo(args) -> int:
     names = [n for n in list_models(args.pattern) if family_distribution(catalog().entries[n].family)]
     if not names:
         raise UserError("no installed catalog model to run; 'zoo list' shows the catalog")
+    from .errors import ZooError
+
+    done = 0
     for name in names:
-        model = load(name, device=args.device)
+        try:  # offline: shipped weights or the cache; say what is skipped and why
+            model = load(name, device=args.device, local_files_only=True)
+        except (ZooError, OSError) as error:
+            print(f"{name}: skipped: {str(error).splitlines()[0] if str(error) else type(error).__name__}", flush=True)
+            continue
+        done += 1
         if isinstance(model, Renderer):
             path = _write_turntable(model, out / f"{name}-turntable.gif", frames=args.frames)[0]
         else:
             path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0)
         print(f"{name}: wrote {path}", flush=True)
+    if not done:
+        raise UserError("every catalog model was skipped (see above)")
     return 0
 
 
@@ -438,6 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="catalog name or org/repo[@rev]")
     p.add_argument("--revision", default=None)
     p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("convert", help="convert a foreign checkpoint into a zoo folder", description=(
+        "Convert a checkpoint in another library's layout (a folder, or a Hub repo org/name[@revision]) into a "
+        "zoo folder (config.json, model.safetensors, README.md naming the source). Converters come from plugins "
+        "('zoo plugins' lists them; zoo-ddpm registers 'diffusers')."))
+    p.add_argument("src", help="folder or org/name[@revision]")
+    p.add_argument("out", help="new folder to write")
+    p.add_argument("--format", default=None, help="converter name (default: the first that recognizes SRC)")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("demo", help="sample every catalog model into a folder", description=(
         "Load every installed catalog model (offline: shipped weights or the cache) and write sample grids, "

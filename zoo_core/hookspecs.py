@@ -24,7 +24,7 @@ from typing import Callable
 
 import pluggy
 
-from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec
+from .specs import CommandSpec, ConverterSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -87,4 +87,16 @@ def zoo_register_trainers(register: Callable[[TrainerSpec], None]) -> None:
     description))`` for each trainer, where ``trainer`` is the import path of a
     ``zoo_core.trainer.Trainer`` subclass that keeps the contract in its docstring. The core
     registers ``accelerate`` (the default) and ``plain`` this way. Returns nothing.
+    """
+
+
+@hookspec
+def zoo_register_converters(register: Callable[[ConverterSpec], None]) -> None:
+    """Register converters from foreign checkpoint formats (another library's layout) to zoo folders.
+
+    Called once per plugin when plugins are loaded. Call ``register(ConverterSpec(...))`` for each
+    format. ``zoo.load`` of a local folder or Hub repo that has no zoo ``config.json`` asks each
+    converter's ``detect``; the first that recognizes it converts it once into the zoo's cache
+    (``ZOO_CACHE``, default ``~/.cache/zoo``), keyed by the source's sha256 or Hub commit, and later
+    loads use that cache, offline too. ``zoo convert SRC OUT`` runs it explicitly. Returns nothing.
     """

@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from .errors import HubError, WeightsError
 
@@ -493,23 +493,30 @@ def snapshot(
     *,
     local_files_only: Optional[bool] = None,
     token: Optional[str] = None,
+    extra_files: Sequence[str] = (),
+    accept: Optional[Callable[[Path], bool]] = None,
 ) -> Path:
     """Download (or find in the cache) a zoo model repo at ``revision``; returns its folder.
 
-    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched. No file is returned
-    before it is verified: a fresh download against the hashes the Hub lists for that commit (LFS
-    sha256 / git sha1); if that listing cannot be had, the fresh files are removed from the cache
-    and the call fails. A verified file gets a marker (its size and mtime) so that later calls,
-    online or offline, trust it without hashing; a cached file without a valid marker is verified
-    again (offline, against its blob name: the hash the Hub sent as its ETag).
+    Only ``config.json``, ``model.safetensors`` and ``README.md`` are fetched, plus ``extra_files``
+    (glob patterns, e.g. a converter's files; pickles never). A folder without the zoo's files is
+    refused unless ``accept(folder)`` says it is usable (a converter recognizes it). No file is
+    returned before it is verified: a fresh download against the hashes the Hub lists for that
+    commit (LFS sha256 / git sha1); if that listing cannot be had, the fresh files are removed from
+    the cache and the call fails. A verified file gets a marker (its size and mtime) so that later
+    calls, online or offline, trust it without hashing; a cached file without a valid marker is
+    verified again (offline, against its blob name: the hash the Hub sent as its ETag).
     """
     validate_repo_id(repo_id)
     revision = validate_revision(revision or "main")
     offline_now = bool(local_files_only) or offline()
-    return _retrying(lambda: _snapshot_once(repo_id, revision, token=token, offline_now=offline_now))
+    patterns = list(MODEL_FILES) + [p for p in extra_files if not p.lower().endswith(UNSAFE_WEIGHT_SUFFIXES)]
+    return _retrying(lambda: _snapshot_once(repo_id, revision, token=token, offline_now=offline_now,
+                                            patterns=patterns, accept=accept))
 
 
-def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline_now: bool) -> Path:
+def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline_now: bool,
+                   patterns: Sequence[str], accept: Optional[Callable[[Path], bool]]) -> Path:
     from huggingface_hub import snapshot_download
 
     with _hub_errors(repo_id, revision, token=token, offline_now=offline_now):
@@ -520,15 +527,16 @@ def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline
                 cache_dir=cache_dir(),
                 local_files_only=offline_now,
                 token=token,
-                allow_patterns=list(MODEL_FILES),
+                allow_patterns=patterns,
                 endpoint=endpoint(),
                 library_name="zoo",
                 etag_timeout=hub_timeout(),
             )
         )
-        if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+        complete = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+        if not complete and not (accept is not None and accept(folder)):
             _refuse_incomplete(repo_id, revision, folder, token=token, offline_now=offline_now)
-    _verify_snapshot(repo_id, folder, token=token, offline_now=offline_now)
+    _verify_snapshot(repo_id, folder, token=token, offline_now=offline_now, patterns=patterns)
     return folder
 
 
@@ -622,19 +630,24 @@ def _listed_hashes(repo_id: str, commit: str, paths: list[str], *, token) -> dic
     return _retrying(attempt)
 
 
-def _verify_snapshot(repo_id: str, folder: Path, *, token, offline_now: bool) -> None:
-    """Check every model file of ``folder`` that is not marked verified; evict and refuse mismatches."""
-    files = [folder / name for name in MODEL_FILES if (folder / name).exists()]
+def _verify_snapshot(repo_id: str, folder: Path, *, token, offline_now: bool,
+                     patterns: Sequence[str] = MODEL_FILES) -> None:
+    """Check every fetched file of ``folder`` that is not marked verified; evict and refuse mismatches."""
+    import fnmatch
+
+    files = sorted(path for path in folder.rglob("*") if (path.is_file() or path.is_symlink())
+                   and any(fnmatch.fnmatch(path.relative_to(folder).as_posix(), p) for p in patterns))
     unverified = [path for path in files if not _trusted(path)]
     if not unverified:
         return
     where = f"{repo_id}@{folder.name}"
     if offline_now:
         # No listing offline: the blob's name is the hash the Hub sent (its ETag) for these bytes.
-        expected = {path.name: _etag_hash(path) for path in unverified}
+        expected = {path.relative_to(folder).as_posix(): _etag_hash(path) for path in unverified}
     else:
         try:
-            expected = _listed_hashes(repo_id, folder.name, [p.name for p in unverified], token=token)
+            expected = _listed_hashes(repo_id, folder.name, [p.relative_to(folder).as_posix() for p in unverified],
+                                      token=token)
         except HubError as error:
             for path in unverified:
                 _evict(path)
@@ -644,7 +657,7 @@ def _verify_snapshot(repo_id: str, folder: Path, *, token, offline_now: bool) ->
             ) from None
     bad = []
     for path in unverified:
-        algorithm, digest = expected.get(path.name) or (None, None)
+        algorithm, digest = expected.get(path.relative_to(folder).as_posix()) or (None, None)
         try:
             actual = _digests(path)
         except FileNotFoundError:  # another process evicted it meanwhile (it was bad)
@@ -761,7 +774,9 @@ def pull(name_or_repo: str, revision: Optional[str] = None, *, token: Optional[s
     repo_id, at_revision = parsed
     if at_revision and revision and at_revision != revision:
         raise ValueError(f"two revisions given for {repo_id}: @{at_revision} and revision={revision!r}")
-    return snapshot(repo_id, revision or at_revision, token=token)
+    from .loading import hub_folder
+
+    return hub_folder(repo_id, revision or at_revision, token=token)  # converts a foreign format once
 
 
 # -- pushing -----------------------------------------------------------------------------------

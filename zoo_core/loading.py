@@ -49,7 +49,7 @@ def load(
         folder = Path(text).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is not a folder; a local model is a folder with {CONFIG_NAME}")
-        return load_folder(folder, device=device, dtype=dtype)
+        return load_folder(converted_folder(folder), device=device, dtype=dtype)
 
     if text in catalog().entries or text in catalog().conflicts:
         entry = catalog().get(text)
@@ -68,7 +68,7 @@ def load(
         repo_id, at_revision = parsed
         if at_revision and revision and at_revision != revision:
             raise ValueError(f"two revisions given for {repo_id}: @{at_revision} and revision={revision!r}")
-        folder = hub.snapshot(repo_id, revision or at_revision, local_files_only=local_files_only, token=token)
+        folder = hub_folder(repo_id, revision or at_revision, local_files_only=local_files_only, token=token)
         return load_folder(folder, device=device, dtype=dtype)
 
     catalog().get(text)  # raises UnknownModelError with the closest names
@@ -252,6 +252,9 @@ def _catalog_folder(name: str, entry, *, local_files_only, token) -> Path:
     from .catalog import HubWeights
 
     weights = entry.weights
+    if isinstance(weights, HubWeights) and weights.format is not None:
+        return hub_folder(weights.repo, weights.revision, local_files_only=local_files_only, token=token,
+                          converter=weights.format, sha256=weights.sha256, name=name)
     if isinstance(weights, HubWeights):
         from . import hub
 
@@ -280,3 +283,156 @@ def _check_catalog_config(name: str, entry, model) -> None:
                 f"{name}: the catalog says {key}={value!r} but the weights' config.json has {saved.get(key)!r}; "
                 "the catalog and the shipped weights disagree"
             )
+
+
+# -- foreign checkpoint formats (converters registered by plugins) ------------------------------
+
+
+def cache_dir() -> Path:
+    """The zoo's own cache (converted checkpoints): ``ZOO_CACHE``, default ``~/.cache/zoo``."""
+    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo").expanduser()
+
+
+def is_zoo_folder(folder: Path) -> bool:
+    """A folder written by save_pretrained: its config.json names a family."""
+    try:
+        saved = json.loads((Path(folder) / CONFIG_NAME).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and "family" in saved and "config" in saved
+
+
+def find_converter(folder: Path):
+    """The first registered converter that recognizes ``folder``, or None."""
+    from .plugins import converters
+
+    for spec in converters().values():
+        if spec.detects(Path(folder)):
+            return spec
+    return None
+
+
+def converted_folder(folder: Path) -> Path:
+    """``folder`` itself if it is a zoo folder; else its conversion (cached by the sha256 of its files)."""
+    folder = Path(folder)
+    if is_zoo_folder(folder):
+        return folder
+    spec = find_converter(folder)
+    if spec is None:
+        from .hub import UNSAFE_WEIGHT_SUFFIXES
+
+        unsafe = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                        if p.name.lower().endswith(UNSAFE_WEIGHT_SUFFIXES))
+        if unsafe and not any(folder.rglob("*.safetensors")):
+            raise WeightsError(
+                f"{folder} holds only pickled weights ({', '.join(unsafe)}); the zoo loads safetensors only, "
+                "because unpickling runs arbitrary code. Ask the author for safetensors weights."
+            )
+        return folder  # load_folder explains what is missing
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + sha256_file(path).encode())
+    return convert_cached(spec, folder, key=f"local-{digest.hexdigest()[:32]}", source=str(folder), revision=None)
+
+
+def convert_cached(spec, src: Path, *, key: str, source: str, revision: Optional[str]) -> Path:
+    """Run the converter once into ``cache_dir()/converted/<converter>/<key>`` and return that folder."""
+    out = cache_dir() / "converted" / spec.name / key
+    if is_zoo_folder(out) and (out / WEIGHTS_NAME).is_file():
+        return out
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        spec.run(src, partial, source=source, revision=revision)
+        (partial / "zoo-source.json").write_text(json.dumps(
+            {"converter": spec.name, "source": source, "revision": revision}, indent=2) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)  # atomic: a crash never leaves a half-converted folder behind
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def hub_folder(repo_id: str, revision: Optional[str], *, local_files_only=None, token=None,
+               converter: Optional[str] = None, sha256: Optional[dict] = None, name: Optional[str] = None) -> Path:
+    """A Hub repo as a zoo folder: a zoo repo as downloaded, a foreign one converted (once per commit).
+
+    ``converter`` names the format (a catalog entry's ``format``); None accepts any registered one.
+    Offline, a repo converted before loads from the cache without any conversion or network.
+    """
+    from . import hub
+    from .plugins import converters, get_converter
+
+    specs = [get_converter(converter)] if converter else list(converters().values())
+    files = tuple(pattern for spec in specs for pattern in spec.files)
+    try:
+        folder = hub.snapshot(repo_id, revision, local_files_only=local_files_only, token=token, extra_files=files,
+                              accept=lambda f: any(spec.detects(f) for spec in specs))
+    except hub.NotCachedError:
+        if name is None:
+            raise
+        raise hub.NotCachedError(
+            f"{name} ({repo_id}@{revision}) is not in the local cache and downloads are off (HF_HUB_OFFLINE=1 or "
+            f"local_files_only=True): run `zoo pull {name}` once while online, then it loads offline") from None
+    except hub.HubConnectionError as error:
+        if name is None:
+            raise
+        raise hub.HubConnectionError(
+            f"{name} needs {repo_id}@{revision} from the Hub at {hub.endpoint()}, which could not be reached, and it "
+            f"is not in the local cache: run `zoo pull {name}` once while online") from error
+    if converter is None and is_zoo_folder(folder) and (folder / WEIGHTS_NAME).is_file():
+        return folder
+    for file_name, expected in (sha256 or {}).items():
+        actual = sha256_file(folder / file_name) if (folder / file_name).is_file() else "missing"
+        if actual != expected:
+            raise WeightsError(f"{name or repo_id}: {file_name} in {folder} has sha256 {actual}, but the catalog "
+                               f"expects {expected}; the file is corrupt or the repo changed")
+    spec = next((s for s in specs if s.detects(folder)), None)
+    if spec is None:
+        raise WeightsError(f"{repo_id}@{folder.name} is not in the {converter} format that the catalog names")
+    commit = folder.name  # the snapshot folder is named by the commit sha
+    return convert_cached(spec, folder, key=f"{repo_id.replace('/', '--')}--{commit}", source=repo_id, revision=commit)
+
+
+def resolved_source(folder: Path) -> Optional[dict]:
+    """For a converted folder: the converter, source and commit it was converted from."""
+    try:
+        return json.loads((Path(folder) / "zoo-source.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def convert(src: str | os.PathLike, out: str | os.PathLike, *, converter: Optional[str] = None,
+            revision: Optional[str] = None, token: Optional[str] = None) -> tuple[Path, str, str, Optional[str]]:
+    """``zoo convert``: write the zoo folder ``out`` from a foreign checkpoint (a local folder, or a Hub
+    repo id ``org/name[@revision]``). Returns (out, converter name, source, commit or None)."""
+    from . import hub
+    from .plugins import converters, get_converter
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty; choose a new folder")
+    text = os.fspath(src)
+    if os.path.isdir(text) or isinstance(src, os.PathLike) or text.startswith((".", "/", "~")):
+        folder, source, commit = Path(text).expanduser(), text, None
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+    else:
+        parsed = hub.parse_repo_id(text)
+        if parsed is None:
+            raise FileNotFoundError(f"{text} is neither a folder nor a Hub repo id (org/name[@revision])")
+        repo_id, at_revision = parsed
+        specs = [get_converter(converter)] if converter else list(converters().values())
+        folder = hub.snapshot(repo_id, revision or at_revision, token=token,
+                              extra_files=tuple(p for spec in specs for p in spec.files),
+                              accept=lambda f: any(spec.detects(f) for spec in specs))
+        source, commit = repo_id, folder.name
+    spec = get_converter(converter) if converter else find_converter(folder)
+    if spec is None or not spec.detects(folder):
+        known = ", ".join(f"{name} ({c.description})" for name, c in converters().items()) or "none installed"
+        raise WeightsError(f"no converter recognizes {text}; registered converters: {known}")
+    spec.run(folder, out, source=source, revision=commit)
+    return out, spec.name, source, commit

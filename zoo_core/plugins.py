@@ -33,7 +33,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec, import_object
+from .specs import CommandSpec, ConverterSpec, DatasetSpec, FamilySpec, MetricSpec, TrainerSpec, import_object
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -76,6 +76,7 @@ class PluginState:
         self.families: dict[str, Registered] = {}
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
+        self.converters: dict[str, Registered] = {}
         self.commands: dict[str, Registered] = {}
         self.trainers: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
@@ -132,6 +133,7 @@ class PluginState:
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
         self._call(name, "zoo_register_trainers", TrainerSpec, self.trainers)
+        self._call(name, "zoo_register_converters", ConverterSpec, self.converters)
         self._call(name, "zoo_register_catalog", None, None)
         self._call(name, "zoo_register_commands", CommandSpec, self.commands)
 
@@ -184,7 +186,7 @@ class PluginState:
     def check_imports(self) -> None:
         """Import every registered spec's targets; record each failure against the plugin that registered it."""
         tables = (("family", self.families), ("dataset", self.datasets), ("metric", self.metrics),
-                  ("trainer", self.trainers), ("command", self.commands))
+                  ("trainer", self.trainers), ("command", self.commands), ("converter", self.converters))
         for kind, table in tables:
             for name, registered in sorted(table.items()):
                 for path in _import_paths(registered.spec):
@@ -313,6 +315,18 @@ def get_trainer(name: str) -> TrainerSpec:
     return s.trainers[name].spec
 
 
+def converters() -> dict[str, ConverterSpec]:
+    return {name: r.spec for name, r in sorted(state().converters.items())}
+
+
+def get_converter(name: str) -> ConverterSpec:
+    s = state()
+    s._check_conflict("converter", name)
+    if name not in s.converters:
+        raise KeyError(f"unknown converter {name!r}; registered converters: {', '.join(sorted(s.converters)) or 'none'}")
+    return s.converters[name].spec
+
+
 def plugin_records() -> list[PluginRecord]:
     return list(state().plugins.values())
 
@@ -350,6 +364,8 @@ def _import_paths(spec: Any) -> list[str]:
         return [spec.arguments, spec.run]
     if isinstance(spec, TrainerSpec):
         return [spec.trainer]
+    if isinstance(spec, ConverterSpec):
+        return [spec.detect, spec.convert]
     return []
 
 

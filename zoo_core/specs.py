@@ -163,3 +163,30 @@ class TrainerSpec:
 
     def trainer_class(self):
         return import_object(self.trainer)
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """A foreign checkpoint format that the zoo converts into its own folder (config.json +
+    model.safetensors + README.md), e.g. another library's layout of a model a family can express.
+
+    detect:  import path of ``detect(folder) -> bool``: whether ``folder`` holds a checkpoint in this
+             format (reads small config files only; never loads weights, never unpickles).
+    convert: import path of ``convert(src_folder, out_folder, *, source: str, revision: str | None)``:
+             writes the zoo folder ``out_folder``; ``source`` (a repo id or a path) and ``revision``
+             go into the card. Refuses what it cannot express with a ZooError naming the field.
+    files:   glob patterns of the files a Hub repo in this format needs (``zoo.load("org/repo")``
+             downloads them besides the zoo's own files; pickled weights are never downloaded).
+    """
+
+    name: str
+    detect: str
+    convert: str
+    description: str = ""
+    files: tuple[str, ...] = ()
+
+    def detects(self, folder) -> bool:
+        return bool(import_object(self.detect)(folder))
+
+    def run(self, src_folder, out_folder, *, source: str, revision: Optional[str] = None) -> None:
+        import_object(self.convert)(src_folder, out_folder, source=source, revision=revision)

@@ -2,15 +2,15 @@
 
 Training minimizes L_simple = E_{t, x_0, eps} ||eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t)||^2
 (Algorithm 1). Sampling (Algorithm 2) starts at x_T ~ N(0, I) and applies
-x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) + sigma_t z down to x_0;
-``num_inference_steps`` < T walks an evenly strided subsequence of timesteps instead (Nichol & Dhariwal
-2021; DDIM of Song et al. 2021 with eta = 0). Images are in [-1, 1] inside the model; ``sample``
-returns [0, 1].
+x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) + sigma_t z down to x_0.
+``sample`` takes a sampler object or name (``samplers.py``): 'ddpm' (Algorithm 2, or its posterior step
+over a subsequence of timesteps) or 'ddim' (Song et al. 2021, any eta). Images are in [-1, 1] inside
+the model; ``sample`` returns [0, 1].
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, ClassVar, Literal, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,9 @@ from pydantic import Field, field_validator
 from zoo_core.config import ZooConfig
 from zoo_core.generator import Generator
 
+from zoo_core.progress import progress_bar
+
+from .samplers import Sampler, gaussian, make_sampler
 from .scheduler import DDPMScheduler
 from .unet import UNet
 
@@ -43,6 +46,16 @@ class DDPMConfig(ZooConfig):
     attention_resolutions: tuple[int, ...] = Field((8,), description="Resolutions that get self-attention (paper: 16).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout in the residual blocks (paper: 0.1 on CIFAR-10).")
     norm_groups: int = Field(8, ge=1, description="Groups of every GroupNorm (paper: 32); must divide every width.")
+    # The three fields below default to the behaviour of the zoo's first DDPM weights (ddpm-mnist,
+    # ddpm-cifar-tiny); Ho et al.'s code (and its diffusers port) uses the values named.
+    norm_eps: float = Field(1e-5, gt=0, description="epsilon of every GroupNorm (Ho et al.'s code: 1e-6).")
+    frequency_shift: int = Field(
+        0, ge=0, le=1, description="Time-embedding frequencies 10000^(-i / (half - frequency_shift)) (Ho et al.: 1)."
+    )
+    same_padding_downsample: bool = Field(
+        False, description="Stride-2 downsampling pads (0, 1, 0, 1) and convolves unpadded, TensorFlow's 'SAME' "
+                           "(Ho et al.: true); false pads 1 on every side."
+    )
 
     @field_validator("channel_mults")
     @classmethod
@@ -69,7 +82,9 @@ class DDPM(Generator):
         self.scheduler = DDPMScheduler(config.num_train_timesteps, config.beta_schedule, config.beta_start,
                                        config.beta_end, config.variance)
         self.unet = UNet(config.image_channels, config.image_size, config.base_channels, config.channel_mults,
-                         config.num_res_blocks, config.attention_resolutions, config.dropout, config.norm_groups)
+                         config.num_res_blocks, config.attention_resolutions, config.dropout, config.norm_groups,
+                         norm_eps=config.norm_eps, frequency_shift=config.frequency_shift,
+                         same_padding_downsample=config.same_padding_downsample)
         self.image_shape = (config.image_channels, config.image_size, config.image_size)
 
     def eps_theta(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -85,35 +100,43 @@ class DDPM(Generator):
         x_t = self.scheduler.add_noise(x0, eps, t)
         return {"loss": F.mse_loss(self.eps_theta(x_t, t), eps)}
 
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, num_inference_steps: Optional[int] = None,
-               eta: float = 1.0, clip_denoised: bool = True, return_trajectory: bool = False, **_) -> torch.Tensor:
-        """Algorithm 2, returning (n, C, H, W) in [0, 1].
+    sampler_options: ClassVar[Mapping[str, str]] = {
+        "sampler": "'ddpm' (ancestral, Ho et al. Algorithm 2; default) or 'ddim' (Song et al. 2021), or a Sampler object",
+        "num_inference_steps": "timesteps visited (ddpm: all T by default; ddim: 50)",
+        "timestep_spacing": "'leading' (default), 'trailing' or 'linspace': which timesteps a shorter walk visits",
+        "eta": "ddim only: 0 deterministic (default), 1 the ancestral beta_tilde step",
+        "variance": "ddpm only: sigma^2 = 'beta' or 'beta_tilde' (default: the model's config)",
+        "clip_denoised": "clip the implied x_0 to [-1, 1] at each step (default true, as Ho et al.'s sampler)",
+        "use_clipped_model_output": "ddim only: recompute eps from the clipped x_0 (default false, as diffusers)",
+        "return_trajectory": "also return every intermediate x_t in [0, 1], as (steps + 1, n, C, H, W)",
+    }
 
-        num_inference_steps: None or T: ancestral sampling over all T steps. Fewer: an evenly strided
-            subsequence of timesteps with ``scheduler.step_strided`` (eta = 1: stochastic, eta = 0: DDIM).
-        clip_denoised: clip the implied x_0 to [-1, 1] at each step (Ho et al.'s sampler does).
-        return_trajectory: also return the intermediate x_t in [0, 1], as (steps + 1, n, C, H, W).
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: Any = None, sampler: str | Sampler = "ddpm",
+               return_trajectory: bool = False, **options) -> torch.Tensor:
+        """Draw n images, (n, C, H, W) in [0, 1]: x_T ~ N(0, I), then the sampler's steps down to x_0.
+
+        sampler: 'ddpm' or 'ddim' with the options of ``sampler_options`` (e.g. ``sampler="ddim",
+            num_inference_steps=50, eta=0.0``), or a ``DDPMSampler``/``DDIMSampler`` object.
+        generator: a torch.Generator on any device (noise is drawn there and moved to the model), or
+            a list of n generators, one per sample.
         """
+        self.check_sampler_options(options)
+        sampler = make_sampler(sampler, options)
         T = self.config.num_train_timesteps
-        steps = T if num_inference_steps is None else int(num_inference_steps)
-        if not 1 <= steps <= T:
-            raise ValueError(f"num_inference_steps must be between 1 and T={T}, got {num_inference_steps}")
+        shape = (n, *self.image_shape)
         # 1. x_T ~ N(0, I)
-        x = torch.randn(n, *self.image_shape, generator=generator, device=self.device, dtype=self.dtype)
+        x = gaussian(shape, generator, self.device, self.dtype)
         trajectory = [x]
-        # 2. the timesteps to visit, from T-1 down to 0 (0-indexed)
-        timesteps = list(range(T - 1, -1, -1)) if steps == T else \
-            torch.linspace(T - 1, 0, steps).round().long().tolist()
-        for i, t in enumerate(timesteps):
+        # 2. the timesteps to visit, from the noisiest down
+        timesteps = sampler.timesteps(T)
+        for i, t in enumerate(progress_bar(timesteps, desc=f"{sampler.name} sampling", unit="step")):
+            t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             # 3. predict the noise in x_t
             eps = self.eps_theta(x, torch.full((n,), t, device=self.device, dtype=torch.long))
-            # 4. x_t -> x_{t-1} (or to the next timestep of the subsequence)
-            if steps == T:
-                x = self.scheduler.step(eps, t, x, generator=generator, clip_denoised=clip_denoised)
-            else:
-                t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-                x = self.scheduler.step_strided(eps, t, t_prev, x, eta=eta, generator=generator, clip_denoised=clip_denoised)
+            # 4. x_t -> x_t' (z ~ N(0, I) where the step is stochastic)
+            noise = gaussian(shape, generator, self.device, self.dtype) if sampler.adds_noise(self.scheduler, t, t_prev) else None
+            x = sampler.step(self.scheduler, eps, t, t_prev, x, noise)
             if return_trajectory:
                 trajectory.append(x)
         # 5. [-1, 1] -> [0, 1]

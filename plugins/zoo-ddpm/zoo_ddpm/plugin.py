@@ -1,7 +1,7 @@
 """Entry point of zoo-ddpm: registers the "ddpm" family and its metric (imports nothing heavy)."""
 
 from zoo_core.plugins import hookimpl
-from zoo_core.specs import FamilySpec, MetricSpec
+from zoo_core.specs import ConverterSpec, FamilySpec, MetricSpec
 
 
 @hookimpl
@@ -29,5 +29,20 @@ def zoo_register_metrics(register):
             "zoo_ddpm.metrics:ddpm_loss",
             "Held-out L_simple (noise-prediction MSE) and a Monte Carlo estimate of the variational bound in bits/dim",
             families=("ddpm",),
+        )
+    )
+
+
+@hookimpl
+def zoo_register_converters(register):
+
+    register(
+        ConverterSpec(
+            "diffusers",
+            detect="zoo_ddpm.convert_diffusers:detect",
+            convert="zoo_ddpm.convert_diffusers:convert",
+            description="diffusers UNet2DModel + DDPM scheduler config (flat or pipeline layout, safetensors) -> ddpm",
+            files=("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json", "model_index.json",
+                   "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json"),
         )
     )

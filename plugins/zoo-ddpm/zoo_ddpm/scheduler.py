@@ -77,6 +77,8 @@ class DDPMScheduler(nn.Module):
         }
         for name, value in schedule.items():
             self.register_buffer(name, value.float(), persistent=False)
+        #: alpha_bar_t in float64 on the CPU, for the samplers' scalar coefficients (see samplers.py)
+        self.alpha_bars64 = alpha_bars
 
     # -- forward process ----------------------------------------------------------------------
 
@@ -121,28 +123,6 @@ class DDPMScheduler(nn.Module):
         if noise is None:
             noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
         return mean + _gather(self.model_variance, t_batch, x_t).sqrt() * noise
-
-    def step_strided(self, eps_pred: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, *, eta: float = 1.0,
-                     generator: Optional[torch.Generator] = None, clip_denoised: bool = False) -> torch.Tensor:
-        """One step from t to an earlier t_prev (-1: the end) of a timestep subsequence (Song et al. 2021, DDIM):
-
-            x_prev = sqrt(alpha_bar_prev) x0_hat + sqrt(1 - alpha_bar_prev - s^2) eps_theta + s z,
-            s^2 = eta^2 (1 - alpha_bar_prev) / (1 - alpha_bar_t) (1 - alpha_bar_t / alpha_bar_prev).
-
-        eta = 1 with consecutive steps is the ancestral step with sigma_t^2 = beta_tilde_t; eta = 0 is deterministic DDIM.
-        """
-        t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
-        alpha_bar = float(self.alpha_bars[t])
-        alpha_bar_prev = float(self.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
-        x0 = self.predict_x0(x_t, t_batch, eps_pred)
-        if clip_denoised:
-            x0 = x0.clamp(-1, 1)
-            eps_pred = (x_t - math.sqrt(alpha_bar) * x0) / math.sqrt(1 - alpha_bar)
-        s2 = eta**2 * (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
-        x_prev = math.sqrt(alpha_bar_prev) * x0 + math.sqrt(max(1 - alpha_bar_prev - s2, 0.0)) * eps_pred
-        if s2 > 0:
-            x_prev = x_prev + math.sqrt(s2) * torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        return x_prev
 
 
 # -- the variational bound (Ho et al. 2020, eq. 5) --------------------------------------------
