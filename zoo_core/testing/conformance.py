@@ -30,6 +30,7 @@ __all__ = [
     "test_conformance_hub_round_trip",
     "test_conformance_catalog_entries_are_valid",
     "test_conformance_log_prob_gives_bits_per_dim",
+    "test_conformance_trainer_keeps_the_contract",
 ]
 
 
@@ -219,3 +220,12 @@ def test_conformance_log_prob_gives_bits_per_dim(zoo_family):
     assert torch.isfinite(log_p).all()
     bpd = bits_per_dim_of(model, x)
     assert math.isfinite(bpd) and bpd > 0, bpd
+
+
+def test_conformance_trainer_keeps_the_contract(zoo_trainer, tmp_path):
+    """A registered trainer trains a tiny family, resumes bit-identically and exports a folder
+    that ``zoo.load`` reads (``zoo_core.trainers.conformance.check_trainer``; the Trainer's
+    docstring is the contract)."""
+    from zoo_core.trainers.conformance import check_trainer
+
+    check_trainer(zoo_trainer, tmp_path)

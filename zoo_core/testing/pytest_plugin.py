@@ -1,4 +1,5 @@
-"""The zoo's pytest plugin: ``--zoo-family NAME`` and the ``zoo_family`` / ``zoo_hub`` fixtures.
+"""The zoo's pytest plugin: ``--zoo-family NAME``, ``--zoo-trainer NAME`` and the ``zoo_family`` /
+``zoo_trainer`` / ``zoo_hub`` fixtures.
 
 Loaded by pytest through the ``pytest11`` entry point of ``zoo-core``. It does nothing unless a
 test asks for its fixtures or ``--zoo-family`` is given:
@@ -9,6 +10,10 @@ test asks for its fixtures or ``--zoo-family`` is given:
 * ``zoo_family``: the family under test. Parametrized by ``--zoo-family`` when given, else by
   the test module's ``ZOO_FAMILIES`` list. A module's ``ZOO_EXPECTED_FAILURES`` (``{check: {family:
   reason}}``) marks known failures as strict xfails.
+* ``pytest --zoo-trainer NAME`` (and ``zoo_trainer``, parametrized by it or by the module's
+  ``ZOO_TRAINERS`` list, ``"*"`` meaning every registered trainer) runs the Trainer contract check
+  (``zoo_core.trainers.conformance.check_trainer``): train a tiny family, resume bit-identically,
+  export a folder ``zoo.load`` reads.
 * ``zoo_hub``: a Hub-compatible server on 127.0.0.1 (one per session), with ``HF_ENDPOINT``,
   ``HF_TOKEN`` and a fresh ``HF_HOME`` set for the test, so the real ``huggingface_hub`` client
   pushes to and pulls from it.
@@ -30,15 +35,29 @@ def pytest_addoption(parser):
         "--zoo-family", action="append", default=[], metavar="NAME", dest="zoo_family",
         help="run the zoo conformance checks against this installed model family (repeatable)",
     )
+    group.addoption(
+        "--zoo-trainer", action="append", default=[], metavar="NAME", dest="zoo_trainer",
+        help="run the Trainer contract check against this registered trainer (repeatable; '*' for all)",
+    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "zoo_conformance: a conformance check of zoo_core.testing")
     names = config.getoption("zoo_family")
-    if not names:
+    trainer_names = config.getoption("zoo_trainer")
+    if not names and not trainer_names:
         return
-    from zoo_core.plugins import families
+    from zoo_core.plugins import families, trainers
 
+    known_trainers = sorted(trainers())
+    for name in trainer_names:
+        if name != "*" and name not in known_trainers:
+            close = difflib.get_close_matches(name, known_trainers, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise pytest.UsageError(
+                f"--zoo-trainer {name}: no installed plugin registers this trainer.{hint} Registered trainers: "
+                f"{', '.join(known_trainers) or 'none'}."
+            )
     known = sorted(families())
     for name in names:
         if name not in known:
@@ -56,7 +75,21 @@ def pytest_configure(config):
         config.args[:] = [checks]  # no paths named: only the checks, from any folder
 
 
+def _trainer_names(metafunc) -> list[str]:
+    from zoo_core.plugins import trainers
+
+    names = metafunc.config.getoption("zoo_trainer") or list(getattr(metafunc.module, "ZOO_TRAINERS", []))
+    return sorted(trainers()) if "*" in names else names
+
+
 def pytest_generate_tests(metafunc):
+    if "zoo_trainer" in metafunc.fixturenames:
+        names = _trainer_names(metafunc)
+        if not names:
+            skip = pytest.mark.skip(reason="no trainer to check: pass --zoo-trainer NAME or set ZOO_TRAINERS in the module")
+            metafunc.parametrize("zoo_trainer", [pytest.param(None, marks=skip)], ids=["no-trainer"])
+        else:
+            metafunc.parametrize("zoo_trainer", names)
     if "zoo_family" not in metafunc.fixturenames:
         return
     names = metafunc.config.getoption("zoo_family") or list(getattr(metafunc.module, "ZOO_FAMILIES", []))
