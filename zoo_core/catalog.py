@@ -80,7 +80,9 @@ class MetricEntry(_Strict):
     value: float
     dataset: Optional[str] = None
     split: Optional[str] = None
+    dataset_config: Optional[str] = Field(None, description="The dataset's configuration (e.g. a NeRF scene: lego).")
     command: str = Field(description="The command that measured it, so anyone can re-run it.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Settings of the measure (e.g. a Parzen bandwidth).")
     notes: Optional[str] = None
 
 
@@ -91,7 +93,9 @@ class CatalogEntry(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, description="Overrides on the family's default config.")
     weights: Weights = Field(description="Where the files are: {package, path, sha256} or {repo, revision, sha256}.")
     dataset: Optional[str] = None
-    license: Optional[str] = None
+    license: Optional[str] = Field(None, description="A Hub license id (cc-by-sa-3.0, apache-2.0), or other.")
+    license_name: Optional[str] = Field(None, description="With license: other, a short slug naming the license.")
+    license_link: Optional[str] = Field(None, description="With license: other, a URL of the license's text.")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides that trained it.")
     metrics: list[MetricEntry] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
@@ -195,9 +199,16 @@ def reset() -> None:
     _catalog = None
 
 
-def list_models(pattern: Optional[str] = None) -> list[str]:
-    """Catalog names, sorted; ``pattern`` is a shell wildcard (``"ddpm-*"``)."""
-    names = sorted(catalog().entries)
+def list_models(pattern: Optional[str] = None, pretrained: bool = True) -> list[str]:
+    """Names, sorted; ``pattern`` is a shell wildcard (``"ddpm-*"``). ``pretrained=True``: the
+    catalog's models (they all have weights). ``pretrained=False``: everything
+    ``zoo.create_model(name, pretrained=False)`` builds: the catalog's names and the installed families."""
+    names = set(catalog().entries)
+    if not pretrained:
+        from .plugins import families
+
+        names |= set(families())
+    names = sorted(names)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names

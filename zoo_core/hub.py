@@ -26,6 +26,8 @@ from .errors import HubError, WeightsError
 
 #: The files a zoo model repo holds; nothing else is downloaded.
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
+#: Uploaded with the model files when present (the card shows it); never needed to load a model.
+CARD_FILES = ("samples.png",)
 #: Pickle-based weight formats: never downloaded, never loaded.
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -301,6 +303,7 @@ def snapshot(
     *,
     local_files_only: Optional[bool] = None,
     token: Optional[str] = None,
+    force_download: bool = False,
 ) -> Path:
     """Download (or find in the cache) a zoo model repo at ``revision``; returns its folder.
 
@@ -322,6 +325,7 @@ def snapshot(
                 cache_dir=cache_dir(),
                 local_files_only=offline_now,
                 token=token,
+                force_download=force_download and not offline_now,
                 allow_patterns=list(MODEL_FILES),
                 endpoint=endpoint(),
                 library_name="zoo",
@@ -396,6 +400,7 @@ def download_pinned(
     *,
     local_files_only: Optional[bool] = None,
     token: Optional[str] = None,
+    force_download: bool = False,
 ) -> Path:
     """Download each file of ``sha256`` at the commit ``revision`` and check its sha256.
 
@@ -420,6 +425,7 @@ def download_pinned(
                     cache_dir=cache_dir(),
                     local_files_only=offline_now,
                     token=token,
+                    force_download=force_download and not offline_now,
                     endpoint=endpoint(),
                     library_name="zoo",
                 )
@@ -470,15 +476,19 @@ def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
     *,
-    private: bool = False,
+    private: Optional[bool] = None,
     revision: Optional[str] = None,
     commit_message: Optional[str] = None,
     token: Optional[str] = None,
     tag: Optional[str] = None,
+    create_pr: bool = False,
 ) -> str:
-    """Upload a ``save_pretrained`` folder to ``repo_id`` (created if missing); returns the commit URL.
+    """Upload a ``save_pretrained`` folder to ``repo_id`` (created if missing; ``private=None``:
+    the owner's default visibility); returns the commit URL, or the pull request's.
 
-    ``revision`` is a branch (created from main if missing). ``tag`` tags the new commit.
+    ``revision`` is a branch (created from main if missing). ``create_pr=True`` opens a pull
+    request against it instead of committing to it. ``tag`` tags the new commit. The card's
+    ``samples.png`` is uploaded with the model files.
     Only ``config.json``, ``model.safetensors`` and ``README.md`` are uploaded, in one commit; a
     card written for a local folder is rewritten so that its usage snippet loads ``repo_id``.
     """
@@ -507,10 +517,11 @@ def push_folder(
             operations=_additions(folder, repo_id),
             commit_message=message,
             revision=branch,
+            create_pr=create_pr,
         )
         if tag is not None:
             api.create_tag(repo_id, tag=tag, revision=commit.oid)
-    return str(commit.commit_url)
+    return str(commit.pr_url if create_pr and commit.pr_url else commit.commit_url)
 
 
 def _additions(folder: Path, repo_id: str) -> list:
@@ -520,7 +531,7 @@ def _additions(folder: Path, repo_id: str) -> list:
     from .card import retarget
 
     operations = []
-    for name in MODEL_FILES:
+    for name in MODEL_FILES + CARD_FILES:
         path = folder / name
         if not path.is_file():
             continue

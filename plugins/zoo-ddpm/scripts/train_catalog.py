@@ -50,9 +50,10 @@ def main():
     spec = MODELS[args.name]
     train = {**spec["train"], **({"steps": args.steps} if args.steps else {})}
     if spec["dataset"] == "mnist":
-        dataset, license = load_mnist(args.data, "train"), "CC-BY-SA-3.0"
+        dataset, license = load_mnist(args.data, "train"), {"license": "cc-by-sa-3.0"}
     else:
-        dataset, license = Subset(load_cifar10_npz(args.data), range(9000)), "other (CIFAR-10: cite Krizhevsky 2009)"
+        dataset, license = Subset(load_cifar10_npz(args.data), range(9000)), {
+            "license": "other", "license_name": "cifar-10", "license_link": "https://www.cs.toronto.edu/~kriz/cifar.html"}
     model = zoo.build("ddpm", spec["config"])
     result = zoo.Trainer(model, dataset, zoo.TrainConfig(**train), out_dir=args.out, progress=False).fit(resume="latest")
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; last losses {result.last_losses}", flush=True)
@@ -70,7 +71,7 @@ def main():
     split = "test" if spec["dataset"] == "mnist" else "test[9000:10000] (held out)"
     metrics = [{"name": k, "value": round(v, 4), "dataset": spec["dataset"], "split": split, "command": command}
                for k, v in values.items()]
-    model.save_pretrained(weights, metrics=metrics, dataset=spec["dataset"], license=license, dtype=torch.float16)
+    model.save_pretrained(weights, metrics=metrics, dataset=spec["dataset"], **license, dtype=torch.float16)
     print(json.dumps({"seconds": result.seconds, "train": train, "config": spec["config"], "metrics": metrics,
                       "sha256": {p.name: sha256_file(p) for p in sorted(weights.iterdir())}}, indent=1))
 

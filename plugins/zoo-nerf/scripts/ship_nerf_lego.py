@@ -37,9 +37,9 @@ def main():
         model = zoo.load(tmp, device="cpu")
     scores = get_metric("psnr").compute(model, data=args.data, out_dir=HERE / "scripts")
     measure = f"zoo eval {args.name} --metric psnr --data {args.data}"
-    metrics = [{"name": "psnr", "value": round(scores["psnr"], 2), "dataset": args.data.name, "split": "val (views 72-79)",
-                "command": measure}]
-    model.save_pretrained(target, metrics=metrics, dataset=args.data.name, license="CC-BY-NC-4.0 (scene: NeRF synthetic lego)",
+    metrics = [{"name": "psnr", "value": round(scores["psnr"], 2), "dataset": "blender", "dataset_config": "lego",
+                "split": "validation", "command": measure}]  # validation: views 72-79, held out from training
+    model.save_pretrained(target, name=args.name, metrics=metrics, dataset="blender", license="cc-by-nc-4.0",
                           dtype=torch.float16)
     files = {p.name: sha256_file(p) for p in sorted(target.iterdir()) if p.is_file()}
     entry = {
@@ -49,8 +49,8 @@ def main():
                        f"{model.config.background} background; trained on views 0-71",
         "config": {"variant": "fast", "background": model.config.background, "width": model.config.width, "height": model.config.height},
         "weights": {"package": "zoo_nerf", "path": f"weights/{args.name}", "sha256": files},
-        "dataset": args.data.name,
-        "license": "CC-BY-NC-4.0",
+        "dataset": "blender",
+        "license": "cc-by-nc-4.0",
         "train": {"lr": 0.01, "betas": [0.9, 0.99]},
         "metrics": [dict(m, notes=f"trained with: {args.command}. {args.train_notes}".strip()) for m in metrics],
         "tags": ["nerf", "renderer", "lego", "fast"],
