@@ -90,6 +90,7 @@ def model_card(
     sample_image: Optional[str] = None,
     training: Optional[Mapping[str, Any]] = None,
     load_name: Optional[str] = None,
+    renderer: bool = False,
 ) -> str:
     """A Hub model card (``ModelCard`` text): metadata, samples, usage, metrics, training, citation.
 
@@ -97,6 +98,7 @@ def model_card(
     (the result's source), ``args`` (the metric's settings) and ``notes``. ``training``: what
     ``zoo train`` knows (``dataset``, ``license``, ``hyperparameters``, ``final_losses``,
     ``hardware``, ``seconds``, ``steps``...); every key is shown, the known ones first.
+    ``renderer``: the model renders scenes; its image is a turntable frame.
     The usage snippet loads ``repo_id``, else ``load_name`` (a catalog name), else a placeholder
     path that ``zoo push`` replaces with the repo id.
     """
@@ -140,7 +142,7 @@ def model_card(
     body = [f"# {name}", "", f"A `{family}` model from the zoo (plugin `{config.get('plugin')}` "
             f"{config.get('plugin_version')}, zoo {config.get('zoo_version')})."]
     if sample_image:
-        what = "Samples" if samples_are_images else "A rendered view"
+        what = "A rendered view" if renderer or not samples_are_images else "Samples"
         body += ["", f"![{what} from {name}]({sample_image})", "",
                  f"*{what} (`{sample_image}`, written by `save_pretrained` with seed 0).*"]
     body += ["", "## Usage", "", "```python", "import zoo", "", f'model = zoo.load("{load_target}")',
@@ -212,7 +214,7 @@ def retarget(card: str, repo_id: str) -> str:
     if parsed.data.library_name != "zoo" or "zoo.load(" not in parsed.text:
         return card
     old_name = parsed.data.model_name
-    if parsed.data.eval_results:
+    if old_name is not None or parsed.data.eval_results:
         parsed.data.model_name = repo_id
     text = re.sub(r'zoo\.load\("[^"]*"\)', f'zoo.load("{repo_id}")', parsed.text, count=1)
     if old_name and old_name != repo_id:

@@ -221,6 +221,7 @@ class Generator(nn.Module, abc.ABC):
         nothing else (see ``save_pretrained`` for the arguments; ``config`` defaults to this
         model's ``config.json`` content). Returns the card's path."""
         from .card import SAMPLE_IMAGE, model_card
+        from .renderer import Renderer
 
         directory = Path(directory)
         spec = self._family_spec()
@@ -236,6 +237,7 @@ class Generator(nn.Module, abc.ABC):
             samples_are_images=self.samples_are_images, papers=getattr(spec, "papers", ()),
             citation=getattr(spec, "citation", None), sample_image=image, training=training,
             load_name=self.name_or_path if self.catalog_entry is not None else None,
+            renderer=isinstance(self, Renderer),
         )
         path = directory / CARD_NAME
         path.write_text(card)
