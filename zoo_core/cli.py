@@ -158,7 +158,8 @@ def cmd_train(args) -> int:
         _require_family(entry.family, entry.plugin, what=f"the catalog model {args.target!r}")
         family, dataset_name = entry.family, entry.dataset
         config_overrides, train_overrides = dict(entry.config), dict(entry.train)
-        export = {"dataset": entry.dataset, "license": entry.license}
+        export = {"dataset": entry.dataset, "license": entry.license, "license_name": entry.license_name,
+                  "license_link": entry.license_link, "name": args.target}
     elif args.target in families():
         family, dataset_name = args.target, None
     else:
