@@ -143,8 +143,9 @@ def model_card(
             f"{config.get('plugin_version')}, zoo {config.get('zoo_version')})."]
     if sample_image:
         what = "A rendered view" if renderer or not samples_are_images else "Samples"
+        how = "the first turntable frame" if what != "Samples" else "seed 0"
         body += ["", f"![{what} from {name}]({sample_image})", "",
-                 f"*{what} (`{sample_image}`, written by `save_pretrained` with seed 0).*"]
+                 f"*{what} (`{sample_image}`, written by `save_pretrained`: {how}).*"]
     body += ["", "## Usage", "", "```python", "import zoo", "", f'model = zoo.load("{load_target}")',
              "samples = model.sample(16)  # (16, C, H, W) in [0, 1]" if samples_are_images
              else "views = model.render(model.turntable_cameras(8))  # {'rgb': (8, H, W, 3), 'depth': ...}",

@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import TrainConfig, ZooConfig
 from .errors import UnknownOptionError, WeightsError
+from .noise import GeneratorArg
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -55,8 +56,12 @@ class Generator(nn.Module, abc.ABC):
     # -- what a family implements -------------------------------------------------------------
 
     @abc.abstractmethod
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, **sampler_options) -> torch.Tensor:
-        """Draw ``n`` samples. Image families return ``(n, C, H, W)`` floats in ``[0, 1]``."""
+    def sample(self, n: int, *, generator: GeneratorArg = None, **sampler_options: Any) -> torch.Tensor:
+        """Draw ``n`` samples. Image families return ``(n, C, H, W)`` floats in ``[0, 1]``.
+
+        ``generator``: a ``torch.Generator`` on any device, or a list of ``n`` (one per sample);
+        draw noise with ``zoo_core.noise.randn_tensor``, which handles both. ``sampler_options``:
+        only the names in ``sampler_options``; call ``check_sampler_options`` first."""
 
     @classmethod
     def check_sampler_options(cls, options: Mapping[str, Any]) -> None:
@@ -244,10 +249,10 @@ class Generator(nn.Module, abc.ABC):
         return path
 
     def write_preview(self, path: str | os.PathLike, *, options: Optional[Mapping[str, Any]] = None,
-                      num: int = 16, seed: int = 0) -> Optional[Path]:
+                      num: int = 8, seed: int = 0) -> Optional[Path]:
         """A cheap picture of what the model makes, for its card: ``num`` samples seeded with
-        ``seed`` in one grid (image families, with the family's ``preview_options``), or one
-        turntable frame at most 128 pixels wide (renderers). None for other families."""
+        ``seed`` in one grid of 4 per row (image families, with the family's ``preview_options``),
+        or one turntable frame at most 128 pixels wide (renderers). None for other families."""
         from .images import save_grid
         from .renderer import Renderer
 
@@ -275,7 +280,7 @@ class Generator(nn.Module, abc.ABC):
                     return None
         finally:
             self.train(was_training)
-        written = save_grid(images.float().cpu(), path)
+        written = save_grid(images.float().cpu(), path, nrow=min(4, images.shape[0]))
         _use_umask(written)
         return written
 

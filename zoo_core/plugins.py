@@ -257,14 +257,16 @@ def _core_version_refusal(dist: metadata.Distribution, core_version: str) -> Opt
         match = _CORE_REQUIREMENT.match(text)
         if not match or not match.group("spec").strip() or "extra" in (match.group("marker") or ""):
             continue
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-        from packaging.version import InvalidVersion, Version
+        specifier = match.group("spec").strip().replace(" ", "")
+        supported = _simple_specifier_contains(specifier, core_version)
+        if supported is None:  # not plain "op number" clauses: packaging decides (slower to import)
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+            from packaging.version import InvalidVersion, Version
 
-        try:
-            specifier = SpecifierSet(match.group("spec").strip())
-            supported = specifier.contains(Version(core_version), prereleases=True)
-        except (InvalidSpecifier, InvalidVersion):
-            return None
+            try:
+                supported = SpecifierSet(specifier).contains(Version(core_version), prereleases=True)
+            except (InvalidSpecifier, InvalidVersion):
+                return None
         if not supported:
             name = dist.metadata["Name"]
             return (
@@ -273,6 +275,31 @@ def _core_version_refusal(dist: metadata.Distribution, core_version: str) -> Opt
                 f"(pip install 'zoo-core{specifier}')."
             )
     return None
+
+
+_CLAUSE = re.compile(r"^(>=|<=|==|!=|<|>)(\d+(?:\.\d+)*)$")
+_OPERATORS = {">=": tuple.__ge__, "<=": tuple.__le__, "==": tuple.__eq__, "!=": tuple.__ne__,
+              "<": tuple.__lt__, ">": tuple.__gt__}
+
+
+def _simple_specifier_contains(specifier: str, version: str) -> Optional[bool]:
+    """``">=0.1,<0.2"`` and ``"0.1.0"`` -> whether it holds, for plain numeric clauses and versions;
+    None when either is anything else (``~=``, wildcards, pre-releases)."""
+    if not re.fullmatch(r"\d+(?:\.\d+)*", version):
+        return None
+    clauses = [_CLAUSE.match(c) for c in specifier.split(",")]
+    if not all(clauses):
+        return None
+
+    def padded(text: str, width: int) -> tuple[int, ...]:
+        parts = tuple(int(p) for p in text.split("."))
+        return parts + (0,) * (width - len(parts))
+
+    results = []
+    for clause in clauses:
+        width = max(len(version.split(".")), len(clause.group(2).split(".")))
+        results.append(_OPERATORS[clause.group(1)](padded(version, width), padded(clause.group(2), width)))
+    return all(results)
 
 
 def _normalize(name: str) -> str:

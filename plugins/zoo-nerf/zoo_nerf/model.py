@@ -30,6 +30,7 @@ from torch import nn
 from zoo_core.config import TrainConfig, ZooConfig
 from zoo_core.generator import Generator
 from zoo_core.noise import GeneratorArg, rand_tensor
+from zoo_core.progress import progress_bar
 from zoo_core.renderer import Cameras, Renderer, orbit_poses
 
 
@@ -539,8 +540,10 @@ class NeRF(Generator, Renderer):
         width, height, chunk = options.get("width"), options.get("height"), int(options.get("chunk", 8192))
         azimuth = rand_tensor((n,), generator=generator, dtype=torch.float32) * 360.0
         poses = torch.stack([_orbit_pose(float(a), self.config.orbit_radius, self.config.orbit_elevation) for a in azimuth])
-        out = self.render(self.default_cameras(poses, width=width, height=height), chunk=chunk)
-        return out["rgb"].permute(0, 3, 1, 2).contiguous()
+        cameras = self.default_cameras(poses, width=width, height=height)
+        views = [self.render(cameras[i : i + 1], chunk=chunk)["rgb"]
+                 for i in progress_bar(range(n), desc="sample views", unit="view", disable=n < 2)]
+        return torch.cat(views).permute(0, 3, 1, 2).contiguous()
 
     # -- Renderer --------------------------------------------------------------------------------
 
