@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class Command:
     side: str  # "timm" or "zoo"
     argv: list[str]
     times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)  # user + system CPU of the subprocess
     torch_imported: bool | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -79,6 +81,10 @@ class Command:
     def best(self) -> float:
         return min(self.times)
 
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_times)
+
 
 def _env() -> dict[str, str]:
     """The caller's environment without anything that would change what gets imported or printed."""
@@ -88,15 +94,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> float:
-    """Wall time of one subprocess, in seconds; raise with its stderr when it fails."""
+def run_once(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one subprocess, in seconds; raise with its stderr
+    when it fails. CPU time moves much less than wall time on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env={**_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip()[-2000:]
         raise RuntimeError(f"{' '.join(argv)!r} exited {proc.returncode}:\n{tail}")
-    return elapsed
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def imports_torch(argv: list[str], cwd: str) -> bool:
@@ -173,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pairs.append((pairs[1][0], cli))
         floor = Command("python -c pass", "zoo", [str(zoo_python), "-c", "pass"])
+        # The first run after an install or an edit: no listing snapshot, every catalog file validated.
         uncached = Command("zoo list (ZOO_NO_CATALOG_CACHE=1)", "zoo", cli.argv, env={"ZOO_NO_CATALOG_CACHE": "1"})
         extra = [floor] + ([uncached] if not unavailable else [])
         if args.no_timm:
@@ -191,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             # Alternate which side goes first each round, so neither always runs on a warmer cache.
             order = commands if round_index % 2 == 0 else commands[::-1]
             for command in order:
-                elapsed = run_once(command.argv, cwd, command.env)
+                elapsed, cpu = run_once(command.argv, cwd, command.env)
                 if round_index >= args.warmup:
                     command.times.append(elapsed)
+                    command.cpu_times.append(cpu)
 
         versions = {} if args.no_timm else {
             "timm": version_of(str(timm_python), "timm", cwd),
@@ -207,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at the end: {load:.2f}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"timm python: {timm_python}\nzoo python:  {zoo_python}\n")
-    print("| command | median s | min s | imports torch |")
-    print("| --- | ---: | ---: | --- |")
+    print("| command | median s | min s | median CPU s | imports torch |")
+    print("| --- | ---: | ---: | ---: | --- |")
     for command in commands:
         torch_flag = "yes" if command.torch_imported else "no"
-        print(f"| `{command.label}` | {command.median:.3f} | {command.best:.3f} | {torch_flag} |")
+        print(f"| `{command.label}` | {command.median:.3f} | {command.best:.3f} | {command.cpu:.3f} | {torch_flag} |")
     if unavailable:
         print(f"| `zoo list` | unavailable: {unavailable} | | |")
     if pairs:
@@ -222,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| `{peer.label}` | `{zoo.label}` | {peer.median / zoo.median:.1f}x | {peer.best / zoo.best:.1f}x |")
     if not unavailable:
         verdict = "under" if cli.median < args.target else "NOT under"
-        print(f"\n`zoo list`: median {cli.median:.3f} s, {verdict} the {args.target} s target "
-              f"(interpreter start-up alone: {floor.median:.3f} s; uncached catalog: {uncached.median:.3f} s)")
+        print(f"\n`zoo list`: median {cli.median:.3f} s wall ({cli.cpu:.3f} s CPU), {verdict} the {args.target} s "
+              f"target (interpreter start-up alone: {floor.median:.3f} s; uncached catalog: {uncached.median:.3f} s)")
 
     leaks = [c.label for c in commands if c.side == "zoo" and c.torch_imported]
     if leaks:

@@ -190,3 +190,39 @@ def test_a_plugin_outside_its_zoo_core_range_is_refused_clearly(tmp_path):
     assert f"supports zoo-core <0.1, but zoo-core {metadata.version('zoo-core')} is installed" in plugins
     assert "old-family" not in run_zoo("plugins", "--json", env=env, check=True).stdout.split('"errors"')[0]
     assert "zoo-ae" in plugins and "ERROR" not in plugins.split("zoo-old")[0]
+
+
+def test_zoo_list_reads_a_snapshot_and_notices_changes(tmp_path):
+    """The second `zoo list` imports neither pydantic nor pluggy; editing a catalog file, or a
+    plugin's arrival, is seen at once."""
+    import os
+
+    catalog_file = tmp_path / "entries.yaml"
+    source = write_distribution(tmp_path / "src", "zoo-snap", {"plugin": f'''
+        from zoo_core.plugins import hookimpl
+
+        @hookimpl
+        def zoo_register_catalog(register):
+            register({str(catalog_file)!r})
+        '''}, {"snap": "zoo_snap.plugin"})
+    entry = """
+  snap-{n}:
+    family: gan
+    plugin: zoo-gan
+    weights: {{package: zoo_gan, path: weights/gan-mnist, sha256: {{config.json: "{h}", model.safetensors: "{h}"}}}}
+"""
+    catalog_file.write_text("version: 1\nmodels:" + entry.format(n=1, h="a" * 64))
+    target = tmp_path / "site"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(target)}
+    before = run_zoo("list", "snap-*", env=env, check=True).stdout
+    assert "snap-1" not in before  # not installed yet
+    pip_install("--target", str(target), str(source))
+    first = run_zoo("list", env=env, check=True).stdout
+    assert "snap-1" in first and (tmp_path / "cache" / "zoo" / "listing.json").is_file()
+    code = "import sys; from zoo_core.cli import main; main(['list']); print(sorted(m for m in ('pydantic', 'pluggy') if m in sys.modules), file=sys.stderr)"
+    fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=True)
+    assert fast.stdout == first and fast.stderr.strip().endswith("[]")
+    catalog_file.write_text("version: 1\nmodels:" + entry.format(n=1, h="a" * 64) + entry.format(n=2, h="b" * 64))
+    assert "snap-2" in run_zoo("list", env=env, check=True).stdout
+    full = run_zoo("list", "--json", env={**env, "ZOO_NO_CATALOG_CACHE": "1"}, check=True).stdout
+    assert run_zoo("list", "--json", env=env, check=True).stdout == full

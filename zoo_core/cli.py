@@ -32,25 +32,39 @@ def _parse_assignments(items: Sequence[str], flag: str) -> dict[str, Any]:
 
 
 def cmd_list(args) -> int:
-    from .catalog import catalog, list_models
-    from .plugins import family_distribution
+    from . import listing
 
-    cat = catalog()
-    for error in cat.errors:
+    snapshot = listing.load()  # the last full read, when nothing it came from has changed
+    if snapshot is None:
+        from .catalog import catalog
+        from .plugins import family_distribution
+
+        cat = catalog()
+        listing.save(cat)
+        entries = {name: {"data": entry.model_dump(mode="json"), "source": entry.source,
+                          "installed": family_distribution(entry.family) is not None}
+                   for name, entry in cat.entries.items()}
+        errors = cat.errors
+    else:
+        entries, errors = snapshot["entries"], snapshot["errors"]
+    for error in errors:
         print(f"warning: {error.splitlines()[0]} (see 'zoo plugins')", file=sys.stderr)
-    names = list_models(args.pattern)
+    import fnmatch
+
+    names = sorted(n for n in entries if not args.pattern or fnmatch.fnmatchcase(n, args.pattern))
     if args.json:
-        print(json.dumps([{"name": n, **cat.entries[n].model_dump(mode="json")} for n in names], indent=2))
+        print(json.dumps([{"name": n, **entries[n]["data"]} for n in names], indent=2))
         return 0
     if not names:
         print(f"no catalog models match {args.pattern!r}" if args.pattern else "the catalog is empty")
         return 0
     rows = [("NAME", "FAMILY", "PLUGIN", "METRICS", "SOURCE")]
     for name in names:
-        entry = cat.entries[name]
-        installed = family_distribution(entry.family) is not None
-        metrics = ", ".join(f"{m.name}={m.value:.4g}" for m in entry.metrics[:2])
-        rows.append((name, entry.family, entry.plugin + ("" if installed else " (not installed)"), metrics, entry.source))
+        entry = entries[name]
+        data = entry["data"]
+        metrics = ", ".join(f"{m['name']}={m['value']:.4g}" for m in data["metrics"][:2])
+        plugin = data["plugin"] + ("" if entry["installed"] else " (not installed)")
+        rows.append((name, data["family"], plugin, metrics, entry["source"]))
     _print_table(rows)
     return 0
 
