@@ -199,7 +199,8 @@ def test_training_details_become_card_fields(tmp_path):
 ])
 def test_licenses_the_hub_would_refuse_are_refused_when_saving(tmp_path, license, error):
     with pytest.raises(ValueError, match=error):
-        _tiny("vae").save_pretrained(tmp_path, license=license)
+        _tiny("vae").save_pretrained(tmp_path / "m", license=license)
+    assert not (tmp_path / "m").exists()  # refused before anything was written
 
 
 def test_push_uploads_the_sample_image_and_the_card_names_the_repo(hub, tmp_path):

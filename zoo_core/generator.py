@@ -177,6 +177,9 @@ class Generator(nn.Module, abc.ABC):
         """
         from safetensors.torch import save_file
 
+        from .card import hub_license
+
+        hub_license(license, license_name, license_link)  # a license the Hub would refuse: fail before writing
         if push_to_hub:
             if not repo_id:
                 raise ValueError("save_pretrained(..., push_to_hub=True) needs repo_id='org/name'")
