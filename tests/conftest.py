@@ -35,8 +35,8 @@ for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGING
 
 @pytest.fixture(scope="session")
 def hub_server():
-    """The Hub-compatible test server (tests/hub_server.py) on 127.0.0.1, for the whole session."""
-    from hub_server import HubServer
+    """The Hub-compatible test server (zoo_core/testing/hub_server.py) on 127.0.0.1, for the whole session."""
+    from zoo_core.testing.hub_server import HubServer
 
     server = HubServer(port=HUB_PORT, token=HUB_TOKEN).start()
     yield server
@@ -52,3 +52,9 @@ def hub(hub_server, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield hub_server
     hub_server.start()
+
+
+@pytest.fixture
+def zoo_hub(hub):
+    """The conformance suite's loopback Hub (zoo_core.testing) is this session's test Hub."""
+    yield hub

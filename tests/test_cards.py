@@ -1,6 +1,6 @@
 """Model cards the real Hub accepts, their sample images, and the huggingface_hub-style signatures
 (load / from_pretrained / save_pretrained / push_to_hub / create_model), against the test Hub,
-whose metadata check (tests/hub_server.py: validate_card_metadata) refuses what the Hub refuses."""
+whose metadata check (zoo_core/testing/hub_server.py: validate_card_metadata) refuses what the Hub refuses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 import yaml
 
 import zoo
-from hub_server import HUB_LICENSES, validate_card_metadata
+from zoo_core.testing.hub_server import HUB_LICENSES, validate_card_metadata
 from zoo_core import hub as zhub
 from zoo_core.catalog import PackageWeights, catalog
 from zoo_core.errors import UnknownModelError, WeightsError

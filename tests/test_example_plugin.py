@@ -59,3 +59,17 @@ def test_its_shipped_weights_load_offline_and_are_hash_checked(example_installed
     tampered = run_zoo("sample", "pixel-gaussian-tampered")
     assert tampered.returncode == 2
     assert "has sha256 ed67f960e7f877dd" in tampered.stderr and "expects 1111111111" in tampered.stderr
+
+
+def test_it_passes_the_conformance_suite_from_its_own_test_file(example_installed, tmp_path):
+    # what an author writes in their plugin's tests: the checks, their family, and known failures
+    (tmp_path / "test_example_conformance.py").write_text(
+        "from zoo_core.testing.conformance import *  # noqa\n"
+        "ZOO_FAMILIES = ['pixel-gaussian']\n"
+        "ZOO_EXPECTED_FAILURES = {'test_conformance_catalog_entries_are_valid': {\n"
+        "    'pixel-gaussian': 'the example ships two deliberately broken entries (tampered, untrained)'}}\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rxs"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 passed, 1 skipped, 1 xfailed" in result.stdout, result.stdout
+    assert "does not implement log_prob" in result.stdout  # the skip says why

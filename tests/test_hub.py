@@ -1,5 +1,5 @@
 """Hub support against a real huggingface_hub client and the Hub-compatible test server
-(tests/hub_server.py, started by the ``hub`` fixture in conftest.py on 127.0.0.1)."""
+(zoo_core/testing/hub_server.py, started by the ``hub`` fixture in conftest.py on 127.0.0.1)."""
 
 from __future__ import annotations
 

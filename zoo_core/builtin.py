@@ -3,7 +3,7 @@
 from importlib import resources
 
 from .plugins import hookimpl
-from .specs import DatasetSpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, MetricSpec
 
 
 @hookimpl
@@ -17,8 +17,21 @@ def zoo_register_datasets(register):
 @hookimpl
 def zoo_register_metrics(register):
     register(MetricSpec("samples", "zoo_core.metrics:sample_grid", "Write a grid of samples and report their range"))
+    register(MetricSpec("bits_per_dim", "zoo_core.metrics:bits_per_dim",
+                        "Negative log-likelihood in bits per dimension, for families with log_prob(x); "
+                        "options dataset, split, limit, levels"))
 
 
 @hookimpl
 def zoo_register_catalog(register):
     register(resources.files("zoo_core").joinpath("registry.yaml"))
+
+
+@hookimpl
+def zoo_register_commands(register):
+    register(CommandSpec("families", "zoo_core.families:arguments", "zoo_core.families:run",
+                         "show each family: config fields, sampler options, datasets, metrics"))
+    register(CommandSpec("ship", "zoo_core.ship:arguments", "zoo_core.ship:run",
+                         "measure, save and catalogue trained weights inside a plugin package"))
+    register(CommandSpec("plugin", "zoo_core.template:arguments", "zoo_core.template:run",
+                         "plugin authoring: 'zoo plugin new NAME' writes a working plugin distribution"))

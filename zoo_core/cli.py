@@ -37,14 +37,15 @@ def cmd_list(args) -> int:
     snapshot = listing.load()  # the last full read, when nothing it came from has changed
     if snapshot is None:
         from .catalog import catalog
+        from .checks import catalog_problems
         from .plugins import family_distribution
 
         cat = catalog()
-        listing.save(cat)
+        errors = cat.errors + catalog_problems()
+        listing.save(cat, errors)
         entries = {name: {"data": entry.model_dump(mode="json"), "source": entry.source,
                           "installed": family_distribution(entry.family) is not None}
                    for name, entry in cat.entries.items()}
-        errors = cat.errors
     else:
         entries, errors = snapshot["entries"], snapshot["errors"]
     for error in errors:
@@ -82,8 +83,10 @@ def cmd_plugins(args) -> int:
     from .catalog import catalog
     from .plugins import plugin_records
 
+    from .checks import catalog_problems
+
     records = plugin_records()
-    catalog_errors = catalog().errors
+    catalog_errors = catalog().errors + catalog_problems()
     if args.json:
         print(json.dumps([
             {"name": r.name, "distribution": r.distribution.name, "version": r.distribution.version,
@@ -358,7 +361,9 @@ def _print_table(rows) -> None:
 # -- parser -------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The ``zoo`` parser; ``plugin_commands=False`` leaves out the commands registered through
+    ``zoo_register_commands`` (adding them loads every plugin, which a core command may not need)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="zoo", description="A plugin-based zoo of generative models.")
@@ -463,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Print the versions of zoo, its plugins, torch, accelerate and huggingface_hub, and the devices."))
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_env)
+    if plugin_commands:
+        _add_registered_commands(sub)
     return parser
 
 
@@ -475,11 +482,50 @@ class _QuietSubparsers:
     def add_parser(self, name: str, **kwargs):
         return self._action.add_parser(name, parents=[self._quiet], **kwargs)
 
+    @property
+    def choices(self):
+        return self._action.choices
+
+
+def _add_registered_commands(sub) -> None:
+    """Subcommands registered through the ``zoo_register_commands`` hook (the core's own included).
+    A name the core already uses, or a command whose arguments fail, is reported by ``zoo plugins``."""
+    from .plugins import commands, plugin_records
+    from .specs import import_object
+
+    def report(registered, problem: str) -> None:
+        for record in plugin_records():
+            if record.distribution == registered.distribution and problem not in record.errors:
+                record.errors.append(problem)
+
+    for name, registered in commands().items():
+        spec, owner = registered.spec, registered.distribution.name
+        if name in sub.choices:
+            report(registered, f"{owner} registers the command {name!r}, which the core already has; it is ignored")
+            continue
+        p = sub.add_parser(name, help=spec.help, description=spec.help)
+        try:
+            import_object(spec.arguments)(p)
+        except Exception as error:  # a broken plugin command must not break the others
+            problem = f"the command {name!r} of {owner} is broken ({type(error).__name__}: {error})"
+            report(registered, problem)
+            p.set_defaults(func=lambda args, problem=problem: _fail(problem + "; see 'zoo plugins'"))
+            continue
+        p.set_defaults(func=lambda args, run=spec.run: import_object(run)(args))
+
+
+def _fail(problem: str) -> int:
+    raise UserError(problem)
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import ZooError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(plugin_commands=False)  # the core's commands, without loading any plugin
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is None or command not in parser._subparsers._group_actions[0].choices:
+        parser = build_parser()  # --help, or a registered command: every command
     args = parser.parse_args(argv)
     if args.quiet:
         from .progress import set_quiet

@@ -8,8 +8,8 @@ under the ``zoo`` entry-point group of its distribution::
 
 Each hook receives a ``register`` callback instead of returning a list, so one plugin can
 register any number of things. The hooks are called once, when the plugin manager loads the
-plugins (the first time anything asks for families, datasets, metrics or the catalog); their
-return values are ignored. Registering a name that another plugin already registered marks the
+plugins (the first time anything asks for families, datasets, metrics, commands or the catalog;
+every ``zoo`` command line does, to build its parser); their return values are ignored. Registering a name that another plugin already registered marks the
 name as a conflict naming both distributions. Registering an object of the wrong type is reported
 by ``zoo plugins`` against the plugin, and the rest of the plugins keep working.
 
@@ -24,7 +24,7 @@ from typing import Callable
 
 import pluggy
 
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
 
@@ -64,4 +64,16 @@ def zoo_register_catalog(register: Callable[[object], None]) -> None:
     ``source`` is a path (``str``, ``pathlib.Path`` or an ``importlib.resources`` traversable) of
     a YAML file in the format of ``registry.yaml``, or a mapping of the same shape. Entries are
     validated like ``registry.yaml``; errors name the file and the entry. Returns nothing.
+    """
+
+
+@hookspec
+def zoo_register_commands(register: Callable[[CommandSpec], None]) -> None:
+    """Add subcommands to the ``zoo`` command line (like llm's ``register_commands``).
+
+    Called once per plugin when plugins are loaded (every ``zoo`` invocation loads them to build
+    its parser). Call ``register(CommandSpec(name, arguments, run, help))`` for each command;
+    ``arguments(parser)`` adds its arguments, ``run(args)`` does the work and returns the exit
+    status. A name that a core command or another plugin already uses is reported by
+    ``zoo plugins`` and the command is not added. Returns nothing.
     """

@@ -77,8 +77,9 @@ def load() -> Optional[dict[str, Any]]:
         return None
 
 
-def save(catalog) -> None:
-    """Write the snapshot of ``catalog`` (the full read that just happened); best effort."""
+def save(catalog, errors: list[str]) -> None:
+    """Write the snapshot of ``catalog`` (the full read that just happened) and the ``errors``
+    that ``zoo list`` prints about it; best effort."""
     if _disabled():
         return
     from .plugins import family_distribution, state
@@ -100,7 +101,7 @@ def save(catalog) -> None:
             "source": entry.source,
         }
     snapshot = {"version": _VERSION, "plugins": _plugins_fingerprint(), "sources": sources, "entries": entries,
-                "conflicts": sorted(catalog.conflicts), "errors": list(catalog.errors)}
+                "conflicts": sorted(catalog.conflicts), "errors": list(errors)}
     path = _path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

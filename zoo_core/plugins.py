@@ -28,7 +28,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginConflictError, UnknownFamilyError
-from .specs import DatasetSpec, FamilySpec, MetricSpec
+from .specs import CommandSpec, DatasetSpec, FamilySpec, MetricSpec
 
 ENTRY_POINT_GROUP = "zoo"
 CORE_DISTRIBUTION = "zoo-core"
@@ -71,6 +71,7 @@ class PluginState:
         self.families: dict[str, Registered] = {}
         self.datasets: dict[str, Registered] = {}
         self.metrics: dict[str, Registered] = {}
+        self.commands: dict[str, Registered] = {}
         self.catalog_sources: list[tuple[Any, Distribution]] = []
         #: name -> the distributions that registered it (two or more): using the name is an error.
         self.conflicts: dict[tuple[str, str], list[Distribution]] = {}
@@ -122,6 +123,7 @@ class PluginState:
         self._call(name, "zoo_register_datasets", DatasetSpec, self.datasets)
         self._call(name, "zoo_register_metrics", MetricSpec, self.metrics)
         self._call(name, "zoo_register_catalog", None, None)
+        self._call(name, "zoo_register_commands", CommandSpec, self.commands)
 
     def _call(self, plugin_name: str, hook_name: str, spec_type, table) -> None:
         record = self.plugins[plugin_name]
@@ -222,11 +224,7 @@ def datasets() -> dict[str, DatasetSpec]:
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    s = state()
-    s._check_conflict("dataset", name)
-    if name not in s.datasets:
-        raise KeyError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(s.datasets)) or 'none'}")
-    return s.datasets[name].spec
+    return _lookup("dataset", name, state().datasets)
 
 
 def metrics() -> dict[str, MetricSpec]:
@@ -234,11 +232,23 @@ def metrics() -> dict[str, MetricSpec]:
 
 
 def get_metric(name: str) -> MetricSpec:
+    return _lookup("metric", name, state().metrics)
+
+
+def _lookup(kind: str, name: str, table: dict[str, Registered]):
+    state()._check_conflict(kind, name)
+    if name not in table:
+        from .checks import did_you_mean
+
+        raise KeyError(f"unknown {kind} {name!r}.{did_you_mean(name, table)} Registered {kind}s: "
+                       f"{', '.join(sorted(table)) or 'none'} ('zoo families' lists them by family)")
+    return table[name].spec
+
+
+def commands() -> dict[str, Registered]:
+    """The ``zoo`` subcommands plugins registered (the core's own included), with their distributions."""
     s = state()
-    s._check_conflict("metric", name)
-    if name not in s.metrics:
-        raise KeyError(f"unknown metric {name!r}; registered metrics: {', '.join(sorted(s.metrics)) or 'none'}")
-    return s.metrics[name].spec
+    return {name: r for name, r in sorted(s.commands.items()) if ("command", name) not in s.conflicts}
 
 
 def plugin_records() -> list[PluginRecord]:

@@ -92,3 +92,22 @@ class MetricSpec:
 
     def compute(self, model, **kwargs) -> dict[str, float]:
         return import_object(self.function)(model, **kwargs)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A ``zoo`` subcommand.
+
+    name:      the subcommand, ``zoo NAME``; the core's own commands keep their names.
+    arguments: import path of ``arguments(parser)``, which adds the command's arguments (and any
+               sub-subcommands) to its ``argparse.ArgumentParser``.
+    run:       import path of ``run(args) -> int``, called with the parsed arguments; returns the
+               exit status. Raise ``zoo_core.cli.UserError`` (or any ``zoo_core.errors.ZooError``)
+               for a user's mistake: the CLI prints it as one line and exits with status 2.
+    help:      one line for ``zoo --help``.
+    """
+
+    name: str
+    arguments: str
+    run: str
+    help: str = ""

@@ -1,4 +1,4 @@
-"""A small Hub-compatible HTTP server for the tests (standard library only).
+"""A small Hub-compatible HTTP server for tests (standard library only), on 127.0.0.1.
 
 It speaks the part of the Hugging Face Hub API that ``huggingface_hub`` uses to create repos,
 commit files (regular files inline, large files through the Git-LFS batch API, basic transfer),
@@ -649,7 +649,7 @@ class HubServer:
             return len(self.state.requests)
 
 
-if __name__ == "__main__":  # python tests/hub_server.py [port]: a throwaway Hub for manual tries
+if __name__ == "__main__":  # python -m zoo_core.testing.hub_server [port]: a throwaway Hub for manual tries
     import sys
 
     server = HubServer(int(sys.argv[1]) if len(sys.argv) > 1 else 0).start()

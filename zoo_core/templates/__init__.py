@@ -1,0 +1,1 @@
+"""Templates that ``zoo plugin new`` fills in (``plugin/``: a working plugin distribution)."""
