@@ -109,9 +109,13 @@ def test_demo_lists_skipped_models_and_why(tmp_path):
 # -- packaging -----------------------------------------------------------------------------------
 
 
-def _imports(package: Path) -> set[str]:
+def _imports(package: Path, *, testing: bool) -> set[str]:
+    """Third-party modules imported by ``package`` (``testing``: only its ``testing`` subpackage,
+    which runs under pytest; else everything outside it)."""
     found = set()
     for file in package.rglob("*.py"):
+        if ("testing" in file.relative_to(package).parts) != testing:
+            continue
         for node in ast.walk(ast.parse(file.read_text())):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
@@ -131,11 +135,14 @@ def test_every_imported_module_is_declared(root, packages):
     declared = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower().replace("_", "-")
                 for d in project["project"]["dependencies"]}
     declared.add(project["project"]["name"])
+    extras = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower().replace("_", "-")
+              for deps in project["project"].get("optional-dependencies", {}).values() for d in deps}
     owners = metadata.packages_distributions()
     for package in packages:
-        for module in _imports(root / package):
-            distributions = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
-            assert distributions & declared, f"{root.name}/{package} imports {module} but does not declare it"
+        for testing, allowed in ((False, declared), (True, declared | extras)):  # testing/: pytest's plugin
+            for module in _imports(root / package, testing=testing):
+                distributions = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
+                assert distributions & allowed, f"{root.name}/{package} imports {module} but does not declare it"
     build = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
     assert any(req.replace(" ", "").startswith("setuptools>=77") for req in build)  # PEP 639 license fields
     assert "urls" in project["project"]
