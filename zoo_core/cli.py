@@ -522,10 +522,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import ZooError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(plugin_commands=False)  # the core's commands, without loading any plugin
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command is None or command not in parser._subparsers._group_actions[0].choices:
-        parser = build_parser()  # --help, or a registered command: every command
+    # `zoo list` must start fast: its parser leaves out the plugins' commands (adding them loads
+    # every plugin). Every other command, and --help, gets them all.
+    parser = build_parser(plugin_commands=command != "list")
     args = parser.parse_args(argv)
     if args.quiet:
         from .progress import set_quiet
