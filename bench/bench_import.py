@@ -12,6 +12,13 @@ Pairs compared:
     import timm; timm.list_models()        vs  import zoo; zoo.list_models()
     import timm; timm.list_models()        vs  zoo list          (the console script)
 
+Also timed, on the zoo side: ``python -c pass`` (the interpreter's own start-up, the floor) and
+``zoo list`` with ``ZOO_NO_CATALOG_CACHE=1`` (every catalog file parsed and validated, as on the
+first run after an install or an edit), against the target: ``zoo list`` under 0.1 s. With
+``--no-timm`` only the zoo side runs (no timm venv needed):
+
+    .venv/bin/python bench/bench_import.py --no-timm --rounds 20
+
 Set-up, from the repository root. timm lives only in the bench environment: it pulls its own
 multi-GB torch build (about 5.5 GB with the CUDA wheels), so it gets a venv of its own, beside
 the checkout (measured with timm 1.0.31, torch 2.14.1, torchvision 0.29.1):
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,7 +69,9 @@ class Command:
     side: str  # "timm" or "zoo"
     argv: list[str]
     times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)  # user + system CPU of the subprocess
     torch_imported: bool | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -70,6 +80,10 @@ class Command:
     @property
     def best(self) -> float:
         return min(self.times)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_times)
 
 
 def _env() -> dict[str, str]:
@@ -80,15 +94,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], cwd: str) -> float:
-    """Wall time of one subprocess, in seconds; raise with its stderr when it fails."""
+def run_once(argv: list[str], cwd: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one subprocess, in seconds; raise with its stderr
+    when it fails. CPU time moves much less than wall time on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(argv, cwd=cwd, env={**_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip()[-2000:]
         raise RuntimeError(f"{' '.join(argv)!r} exited {proc.returncode}:\n{tail}")
-    return elapsed
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def imports_torch(argv: list[str], cwd: str) -> bool:
@@ -126,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("ZOO_BENCH_TIMM_PYTHON", str(DEFAULT_TIMM_PYTHON)),
         help=f"python of the venv with timm installed (default: $ZOO_BENCH_TIMM_PYTHON or {DEFAULT_TIMM_PYTHON})",
     )
+    parser.add_argument("--no-timm", action="store_true", help="time the zoo side only (no timm venv needed)")
+    parser.add_argument("--target", type=float, default=0.1, help="seconds `zoo list` must stay under (default 0.1)")
     parser.add_argument("--rounds", type=int, default=10, help="timed runs of each command (default 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     args = parser.parse_args(argv)
@@ -135,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     # Do not resolve symlinks: a venv's bin/python is a link, and resolving it leaves the venv.
     zoo_python, timm_python = Path(args.zoo_python).absolute(), Path(args.timm_python).absolute()
     for name, python in (("--zoo-python", zoo_python), ("--timm-python", timm_python)):
+        if name == "--timm-python" and args.no_timm:
+            continue
         if not python.exists():
             parser.error(f"{name} {python} does not exist (see the set-up commands in {Path(__file__).name})")
     zoo_script = zoo_python.parent / "zoo"
@@ -160,8 +181,15 @@ def main(argv: list[str] | None = None) -> int:
             unavailable = str(error).strip().splitlines()[-1]
         else:
             pairs.append((pairs[1][0], cli))
-
-        commands = list(dict.fromkeys(c for pair in pairs for c in pair))  # unique, in order
+        floor = Command("python -c pass", "zoo", [str(zoo_python), "-c", "pass"])
+        # The first run after an install or an edit: no listing snapshot, every catalog file validated.
+        uncached = Command("zoo list (ZOO_NO_CATALOG_CACHE=1)", "zoo", cli.argv, env={"ZOO_NO_CATALOG_CACHE": "1"})
+        extra = [floor] + ([uncached] if not unavailable else [])
+        if args.no_timm:
+            pairs = []
+        commands = list(dict.fromkeys([*(c for pair in pairs for c in pair), *([] if pairs else
+                                       [c for c in (Command("import zoo", "zoo", [str(zoo_python), "-c", "import zoo"]),
+                                                    cli) if c is not cli or not unavailable]), *extra]))
         for command in commands:
             try:
                 command.torch_imported = imports_torch(command.argv, cwd)
@@ -173,32 +201,40 @@ def main(argv: list[str] | None = None) -> int:
             # Alternate which side goes first each round, so neither always runs on a warmer cache.
             order = commands if round_index % 2 == 0 else commands[::-1]
             for command in order:
-                elapsed = run_once(command.argv, cwd)
+                elapsed, cpu = run_once(command.argv, cwd, command.env)
                 if round_index >= args.warmup:
                     command.times.append(elapsed)
+                    command.cpu_times.append(cpu)
 
-        versions = {
+        versions = {} if args.no_timm else {
             "timm": version_of(str(timm_python), "timm", cwd),
             "torch (timm venv)": version_of(str(timm_python), "torch", cwd),
-            "zoo-core": version_of(str(zoo_python), "zoo-core", cwd),
-            "torch (zoo venv)": version_of(str(zoo_python), "torch", cwd),
         }
+        versions.update({"zoo-core": version_of(str(zoo_python), "zoo-core", cwd),
+                         "torch (zoo venv)": version_of(str(zoo_python), "torch", cwd)})
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    print(f"rounds: {args.rounds} (+{args.warmup} warm-up), peer and zoo alternating; cpus: {os.cpu_count()}")
+    print(f"rounds: {args.rounds} (+{args.warmup} warm-up), peer and zoo alternating; cpus: {os.cpu_count()}; "
+          f"load average at the end: {load:.2f}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"timm python: {timm_python}\nzoo python:  {zoo_python}\n")
-    print("| command | median s | min s | imports torch |")
-    print("| --- | ---: | ---: | --- |")
+    print("| command | median s | min s | median CPU s | imports torch |")
+    print("| --- | ---: | ---: | ---: | --- |")
     for command in commands:
         torch_flag = "yes" if command.torch_imported else "no"
-        print(f"| `{command.label}` | {command.median:.3f} | {command.best:.3f} | {torch_flag} |")
+        print(f"| `{command.label}` | {command.median:.3f} | {command.best:.3f} | {command.cpu:.3f} | {torch_flag} |")
     if unavailable:
         print(f"| `zoo list` | unavailable: {unavailable} | | |")
-    print()
-    print("| timm | zoo | ratio timm / zoo (median) | ratio (min) |")
-    print("| --- | --- | ---: | ---: |")
-    for peer, zoo in pairs:
-        print(f"| `{peer.label}` | `{zoo.label}` | {peer.median / zoo.median:.1f}x | {peer.best / zoo.best:.1f}x |")
+    if pairs:
+        print()
+        print("| timm | zoo | ratio timm / zoo (median) | ratio (min) |")
+        print("| --- | --- | ---: | ---: |")
+        for peer, zoo in pairs:
+            print(f"| `{peer.label}` | `{zoo.label}` | {peer.median / zoo.median:.1f}x | {peer.best / zoo.best:.1f}x |")
+    if not unavailable:
+        verdict = "under" if cli.median < args.target else "NOT under"
+        print(f"\n`zoo list`: median {cli.median:.3f} s wall ({cli.cpu:.3f} s CPU), {verdict} the {args.target} s "
+              f"target (interpreter start-up alone: {floor.median:.3f} s; uncached catalog: {uncached.median:.3f} s)")
 
     leaks = [c.label for c in commands if c.side == "zoo" and c.torch_imported]
     if leaks:

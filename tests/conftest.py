@@ -27,6 +27,8 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="zoo-tests-hf-home-")
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ["ZOO_CACHE"] = tempfile.mkdtemp(prefix="zoo-tests-cache-")  # converted checkpoints
 atexit.register(shutil.rmtree, os.environ["ZOO_CACHE"], ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="zoo-tests-cache-")  # the zoo's catalog caches
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):

@@ -12,11 +12,5 @@ def test_the_first_party_families_are_installed():
     assert {"ae", "vae", "gan", "ddpm", "nerf"} <= set(ZOO_FAMILIES), ZOO_FAMILIES
 
 
-# The first-party families do not declare their sampler options yet (their sample() takes any
-# keyword); that work is under way on another branch. Strict: a fixed family fails here until removed.
-_UNDECLARED = "sampler options not declared yet (Generator.sampler_options / check_sampler_options)"
-ZOO_EXPECTED_FAILURES = {
-    "test_conformance_sampler_options_are_declared_and_unknown_ones_refused": {
-        family: _UNDECLARED for family in ("ae", "sparse-ae", "contractive-ae", "vae", "gan", "nerf")  # ddpm declares them
-    },
-}
+# Every first-party family passes every check: no expected failures.
+ZOO_EXPECTED_FAILURES: dict = {}

@@ -121,7 +121,7 @@ def test_model_card_metadata_parses(tmp_path):
     assert card.data.library_name == "zoo"
     assert SMALL in card.data.tags
     assert card.data.license == "apache-2.0"
-    assert card.data.datasets == ["mnist"]
+    assert card.data.datasets == ["ylecun/mnist"]  # the Hub id of the registered dataset "mnist"
     assert card.data.pipeline_tag
     assert card.data.eval_results[0].metric_value == 1.25
     assert 'zoo.load("org/px")' in card.text

@@ -125,7 +125,8 @@ def test_an_author_goes_from_the_template_to_the_hub(tmp_path, hub):
         bpd = float(re.search(r"bits_per_dim=([0-9.]+)", shipped).group(1))
         assert 0.05 < bpd < 0.6, shipped  # an untrained mixture scores 1 bit/dim; MNIST pixels are mostly blank
         weights = source / "zoo_glyph" / "weights" / "glyph-mnist"
-        assert sorted(p.name for p in weights.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
+        assert sorted(p.name for p in weights.iterdir()) == [  # samples.png: the card's image
+            "README.md", "SHA256SUMS", "config.json", "model.safetensors", "samples.png"]
         catalog = (source / "zoo_glyph" / "catalog.yaml").read_text()
         assert "glyph-mnist:" in catalog and "model.safetensors: " in catalog and "command: zoo eval glyph-mnist" in catalog
         assert "registry entry:\nglyph-mnist:\n  family: glyph\n  plugin: zoo-glyph" in shipped

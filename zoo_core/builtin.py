@@ -8,8 +8,10 @@ from .specs import CommandSpec, DatasetSpec, MetricSpec, TrainerSpec
 
 @hookimpl
 def zoo_register_datasets(register):
-    register(DatasetSpec("mnist", "zoo_core.datasets:load_mnist", "MNIST digits, 28x28 grey, from the IDX gz files"))
-    register(DatasetSpec("cifar10", "zoo_core.datasets:load_cifar10_npz", "CIFAR-10, 32x32 colour, from an npz"))
+    register(DatasetSpec("mnist", "zoo_core.datasets:load_mnist", "MNIST digits, 28x28 grey, from the IDX gz files",
+                         hub_id="ylecun/mnist", pretty_name="MNIST"))
+    register(DatasetSpec("cifar10", "zoo_core.datasets:load_cifar10_npz", "CIFAR-10, 32x32 colour, from an npz",
+                         hub_id="uoft-cs/cifar10", pretty_name="CIFAR-10"))
 
 
 @hookimpl

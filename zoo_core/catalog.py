@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .errors import CatalogError, PluginConflictError, UnknownModelError
@@ -23,7 +24,8 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    # defer_build: the validators are built on first validation, not at import (a cached catalog never needs them)
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=(), defer_build=True)
 
 
 def _check_hashes(value: dict[str, str]) -> dict[str, str]:
@@ -101,10 +103,12 @@ class MetricEntry(_Strict):
     value: float
     dataset: Optional[str] = None
     split: Optional[str] = None
+    dataset_config: Optional[str] = Field(None, description="The dataset's configuration (e.g. a NeRF scene: lego).")
     command: Optional[str] = Field(None, description="The command that measured it, so anyone can re-run it.")
     reported_by: Optional[str] = Field(
         None, description="Instead of a command: the publication that reports this number (the zoo did not measure it).")
     stderr: Optional[float] = Field(None, description="Standard error of a Monte Carlo estimate, when it is one.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Settings of the measure (e.g. a Parzen bandwidth).")
     notes: Optional[str] = None
 
     @model_validator(mode="after")
@@ -121,7 +125,9 @@ class CatalogEntry(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, description="Overrides on the family's default config.")
     weights: Weights = Field(description="Where the files are: {package, path, sha256} or {repo, revision, sha256}.")
     dataset: Optional[str] = None
-    license: Optional[str] = None
+    license: Optional[str] = Field(None, description="A Hub license id (cc-by-sa-3.0, apache-2.0), or other.")
+    license_name: Optional[str] = Field(None, description="With license: other, a short slug naming the license.")
+    license_link: Optional[str] = Field(None, description="With license: other, a URL of the license's text.")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides that trained it.")
     metrics: list[MetricEntry] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
@@ -148,13 +154,9 @@ class Catalog:
         self.errors: list[str] = []
 
     def add_source(self, source: Any, distribution_name: str) -> None:
-        label, data = _read_source(source)
+        label, models = _validated_source(source)
         origin = f"{label} ({distribution_name})"
-        try:
-            parsed = CatalogFile.model_validate(data)
-        except ValidationError as error:
-            raise CatalogError(_explain(error, label)) from None
-        for name, entry in parsed.models.items():
+        for name, entry in models.items():
             if name in self.entries:
                 self.conflicts.setdefault(name, [self.origins[name]]).append(origin)
                 continue
@@ -176,6 +178,58 @@ class Catalog:
         return self.entries[name]
 
 
+def _validated_source(source: Any) -> tuple[str, dict[str, CatalogEntry]]:
+    """The entries of one catalog source, validated. A YAML file validated once is cached as JSON,
+    keyed by its path, size and mtime (and this module's): later runs (``zoo list``) build the
+    entries from the cache without parsing YAML or building pydantic validators."""
+    cache = _cache_file(source)
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text("utf-8"))
+            return cached["label"], {name: _construct_entry(data) for name, data in cached["models"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # no cache yet, or an unreadable one: validate
+    label, data = _read_source(source)
+    try:
+        parsed = CatalogFile.model_validate(data)
+    except ValidationError as error:
+        raise CatalogError(_explain(error, label)) from None
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"label": label, "models": parsed.model_dump(mode="json")["models"]}), "utf-8")
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only home: every run validates
+    return label, dict(parsed.models)
+
+
+def _cache_file(source: Any) -> Optional[Path]:
+    """Where the validated copy of a catalog file is cached (None for mappings, missing files, or
+    when ``ZOO_NO_CATALOG_CACHE=1``)."""
+    if isinstance(source, dict) or os.environ.get("ZOO_NO_CATALOG_CACHE", "").strip() not in ("", "0"):
+        return None
+    try:
+        path = Path(str(source)).resolve()
+        stat, own = path.stat(), Path(__file__).stat()
+    except OSError:
+        return None
+    from . import __version__
+
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{own.st_size}|{own.st_mtime_ns}|{__version__}"
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo" / "catalog"
+    return root / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def _construct_entry(data: dict[str, Any]) -> CatalogEntry:
+    """A CatalogEntry from data that was validated when it was cached (no validation again)."""
+    weights = data["weights"]
+    weights = (HubWeights if "repo" in weights else PackageWeights).model_construct(**weights)
+    metrics = [MetricEntry.model_construct(**m) for m in data.get("metrics", [])]
+    return CatalogEntry.model_construct(**{**data, "weights": weights, "metrics": metrics})
+
+
 def _read_source(source: Any) -> tuple[str, Any]:
     if isinstance(source, Mapping):
         return "<mapping>", dict(source)
@@ -186,8 +240,12 @@ def _read_source(source: Any) -> tuple[str, Any]:
         text = source.read_text(encoding="utf-8") if hasattr(source, "read_text") else Path(source).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CatalogError(f"cannot read catalog file {label}: {error}") from None
+    import yaml
+
+    # libyaml's safe loader when PyYAML was built with it (about 20x faster on registry.yaml), else
+    # the pure-Python one; both build the same plain objects.
     try:
-        return label, yaml.safe_load(text)
+        return label, yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, RecursionError) as error:
         raise CatalogError(f"{label} is not valid YAML: {error}") from None
 
@@ -232,9 +290,16 @@ def reset() -> None:
     _catalog = None
 
 
-def list_models(pattern: Optional[str] = None) -> list[str]:
-    """Catalog names, sorted; ``pattern`` is a shell wildcard (``"ddpm-*"``)."""
-    names = sorted(catalog().entries)
+def list_models(pattern: Optional[str] = None, pretrained: bool = True) -> list[str]:
+    """Names, sorted; ``pattern`` is a shell wildcard (``"ddpm-*"``). ``pretrained=True``: the
+    catalog's models (they all have weights). ``pretrained=False``: everything
+    ``zoo.create_model(name, pretrained=False)`` builds: the catalog's names and the installed families."""
+    names = set(catalog().entries)
+    if not pretrained:
+        from .plugins import families
+
+        names |= set(families())
+    names = sorted(names)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names

@@ -57,27 +57,40 @@ def _parse_assignments(items: Sequence[str], flag: str) -> dict[str, Any]:
 
 
 def cmd_list(args) -> int:
-    from .catalog import catalog, list_models
-    from .plugins import family_distribution
+    from . import listing
 
-    from .checks import catalog_problems
+    snapshot = listing.load()  # the last full read, when nothing it came from has changed
+    if snapshot is None:
+        from .catalog import catalog
+        from .checks import catalog_problems
+        from .plugins import family_distribution
 
-    cat = catalog()
-    for error in cat.errors + catalog_problems():
+        cat = catalog()
+        errors = cat.errors + catalog_problems()
+        listing.save(cat, errors)
+        entries = {name: {"data": entry.model_dump(mode="json"), "source": entry.source,
+                          "installed": family_distribution(entry.family) is not None}
+                   for name, entry in cat.entries.items()}
+    else:
+        entries, errors = snapshot["entries"], snapshot["errors"]
+    for error in errors:
         print(f"warning: {error.splitlines()[0]} (see 'zoo plugins')", file=sys.stderr)
-    names = list_models(args.pattern)
+    import fnmatch
+
+    names = sorted(n for n in entries if not args.pattern or fnmatch.fnmatchcase(n, args.pattern))
     if args.json:
-        print(json.dumps([{"name": n, **cat.entries[n].model_dump(mode="json")} for n in names], indent=2))
+        print(json.dumps([{"name": n, **entries[n]["data"]} for n in names], indent=2))
         return 0
     if not names:
         print(f"no catalog models match {args.pattern!r}" if args.pattern else "the catalog is empty")
         return 0
     rows = [("NAME", "FAMILY", "PLUGIN", "METRICS", "SOURCE")]
     for name in names:
-        entry = cat.entries[name]
-        installed = family_distribution(entry.family) is not None
-        metrics = ", ".join(f"{m.name}={m.value:.4g}" for m in entry.metrics[:2])
-        rows.append((name, entry.family, entry.plugin + ("" if installed else " (not installed)"), metrics, entry.source))
+        entry = entries[name]
+        data = entry["data"]
+        metrics = ", ".join(f"{m['name']}={m['value']:.4g}" for m in data["metrics"][:2])
+        plugin = data["plugin"] + ("" if entry["installed"] else " (not installed)")
+        rows.append((name, data["family"], plugin, metrics, entry["source"]))
     _print_table(rows)
     return 0
 
@@ -133,25 +146,35 @@ def cmd_plugins(args) -> int:
 
 
 def _write_samples(model, path, *, num: int, seed: int, nrow: Optional[int] = None, **options) -> Path:
-    """``num`` seeded samples of an image model, as one PNG grid."""
+    """``num`` seeded samples of an image model, as one PNG grid. The generator is a CPU one, as
+    diffusers does: families draw noise on it and move it, so a seed gives the same grid on every
+    device (and a renderer never gets a CUDA generator it cannot use)."""
     import torch
 
     from .images import save_grid
 
-    generator = torch.Generator(device=model.device).manual_seed(seed)
+    type(model).check_sampler_options(options)  # before any work: a typo fails at once
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         images = model.sample(num, generator=generator, **options)
     return save_grid(images.float().cpu(), path, nrow=nrow)
 
 
 def _write_turntable(model, path, *, frames: int, width=None, height=None, fps: int = 15, depth: bool = False):
-    """Render ``frames`` turntable views of a scene model into an animation (and depth maps)."""
+    """Render ``frames`` turntable views of a scene model into an animation (and depth maps), one
+    frame at a time under a progress bar."""
     import torch
 
     from .images import save_animation
+    from .progress import progress_bar
 
+    cameras = model.turntable_cameras(frames, width=width, height=height)
+    parts = []
     with torch.no_grad():
-        out = model.render(model.turntable_cameras(frames, width=width, height=height))
+        for i in progress_bar(range(frames), desc=f"render {getattr(model, 'name_or_path', None) or model.family}",
+                              unit="frame"):
+            parts.append(model.render(cameras[i : i + 1]))
+    out = {key: torch.cat([p[key] for p in parts]) for key in ("rgb", "depth")}
     written = [save_animation(out["rgb"].permute(0, 3, 1, 2), path, fps=fps)]
     if depth:
         d = out["depth"]
@@ -168,6 +191,7 @@ def cmd_sample(args) -> int:
     if not model.samples_are_images:
         raise UserError(f"{args.name} does not sample images; see its family's docs")
     options = _parse_assignments(args.option, "--option")
+    type(model).check_sampler_options(options)
     path = _write_samples(model, args.output, num=args.num, seed=args.seed, nrow=args.nrow, **options)
     print(f"wrote {args.num} samples to {path}")
     return 0
@@ -190,7 +214,8 @@ def cmd_train(args) -> int:
         _require_family(entry.family, entry.plugin, what=f"the catalog model {args.target!r}")
         family, dataset_name = entry.family, entry.dataset
         config_overrides, train_overrides = dict(entry.config), dict(entry.train)
-        export = {"dataset": entry.dataset, "license": entry.license}
+        export = {"dataset": entry.dataset, "license": entry.license, "license_name": entry.license_name,
+                  "license_link": entry.license_link, "name": args.target}
     elif args.target in families():
         family, dataset_name = args.target, None
     else:
@@ -258,15 +283,20 @@ def cmd_eval(args) -> int:
     from .loading import load
     from .plugins import get_metric
 
-    model = load(args.name, device=args.device)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, float] = {}
     options = _parse_assignments(args.option, "--option")
-    for metric_name in args.metric:
-        spec = get_metric(metric_name)
+    specs = [get_metric(metric_name) for metric_name in args.metric]
+    model = load(args.name, device=args.device)
+    for metric_name, spec in zip(args.metric, specs):
         if spec.families and model.family not in spec.families:
             raise UserError(f"metric {metric_name!r} applies to {', '.join(spec.families)}, not {model.family}")
+    # Every argument is checked: only now is the output folder made (default: one per model).
+    out_dir = Path(args.out) if args.out else Path("eval") / _folder_name_for(args.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, float] = {}
+    from .progress import progress_bar
+
+    for metric_name, spec in zip(args.metric, progress_bar(specs, desc=f"eval {args.name}", unit="metric",
+                                                            disable=len(specs) < 2)):
         values = spec.compute(model, data=args.data, out_dir=out_dir, **options)
         results.update(values)
         for key, value in values.items():
@@ -283,7 +313,7 @@ def cmd_push(args) -> int:
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder} is not a save_pretrained folder (no config.json)")
     url = push_folder(folder, args.repo_id, private=args.private, revision=args.branch,
-                      commit_message=args.message, token=args.token, tag=args.tag)
+                      commit_message=args.message, token=args.token, tag=args.tag, create_pr=args.create_pr)
     print(f"pushed {folder} to {args.repo_id}: {url}")
     return 0
 
@@ -328,35 +358,74 @@ def cmd_render(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Load every installed catalog model; write sample grids, and turntables for scene models."""
+    """Load every installed catalog model; write sample grids, and turntables for scene models, and
+    an offline ``index.html`` gallery of them with their catalog metrics and what was skipped."""
     from .catalog import catalog, list_models
+    from .errors import ZooError
     from .loading import load
     from .plugins import family_distribution
+    from .progress import progress_bar
     from .renderer import Renderer
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = [n for n in list_models(args.pattern) if family_distribution(catalog().entries[n].family)]
+    cat = catalog()
+    names = list_models(args.pattern)
+    skipped = {n: f"its plugin {cat.entries[n].plugin} is not installed (pip install {cat.entries[n].plugin})"
+               for n in names if not family_distribution(cat.entries[n].family)}
+    names = [n for n in names if n not in skipped]
     if not names:
         raise UserError("no installed catalog model to run; 'zoo list' shows the catalog")
-    from .errors import ZooError
-
-    done = 0
-    for name in names:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    shown: dict[str, Path] = {}
+    for name in progress_bar(names, desc="demo", unit="model"):
         try:  # offline: shipped weights or the cache; say what is skipped and why
             model = load(name, device=args.device, local_files_only=True)
-        except (ZooError, OSError) as error:
-            print(f"{name}: skipped: {str(error).splitlines()[0] if str(error) else type(error).__name__}", flush=True)
+        except (ZooError, OSError) as error:  # e.g. Hub weights that are not cached
+            skipped[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+            print(f"{name}: skipped: {skipped[name]}", flush=True)
             continue
-        done += 1
         if isinstance(model, Renderer):
             path = _write_turntable(model, out / f"{name}-turntable.gif", frames=args.frames)[0]
         else:
             path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0)
+        shown[name] = path
         print(f"{name}: wrote {path}", flush=True)
-    if not done:
+    from .gallery import write_gallery
+
+    index = write_gallery(out, {n: (shown[n], cat.entries[n]) for n in shown}, skipped)
+    print(f"gallery: {index}")
+    if not shown:
         raise UserError("every catalog model was skipped (see above)")
     return 0
+
+
+def cmd_env(args) -> int:
+    """Versions and devices, to paste into a bug report (like ``accelerate env``)."""
+    from .envinfo import environment
+
+    info = environment()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print("Copy-and-paste the text below in your bug report.\n")
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"- {key}:")
+            for sub_key, sub_value in value.items():
+                print(f"\t- {sub_key}: {sub_value}")
+        elif isinstance(value, list):
+            print(f"- {key}: {', '.join(map(str, value)) or 'none'}")
+        else:
+            print(f"- {key}: {value}")
+    return 0
+
+
+def _folder_name_for(name: str) -> str:
+    """A folder name for a model given as a catalog name, ``org/repo[@rev]`` or a local folder."""
+    text = name.rstrip("/\\")
+    if Path(text).expanduser().is_dir() or text.startswith((".", "/", "~")):
+        return Path(text).expanduser().resolve().name or "model"
+    return text.replace("/", "--").replace("@", "--") or "model"
 
 
 def _size(text: Optional[str]) -> tuple[Optional[int], Optional[int]]:
@@ -378,12 +447,18 @@ def _print_table(rows) -> None:
 # -- parser -------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The ``zoo`` parser; ``plugin_commands=False`` leaves out the commands registered through
+    ``zoo_register_commands`` (adding them loads every plugin, which a core command may not need)."""
     from . import __version__
 
     parser = _Parser(prog="zoo", description="A plugin-based zoo of generative models.")
-    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("-V", "--version", action="version", version=f"zoo {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (also: TQDM_DISABLE=1)")
+    quiet = argparse.ArgumentParser(add_help=False)  # every command takes --quiet after its name too
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bars (also: TQDM_DISABLE=1)")
+    sub = _QuietSubparsers(parser.add_subparsers(dest="command", metavar="COMMAND", required=True), quiet)
 
     p = sub.add_parser("list", help="list catalog models", description="List the catalog's models.")
     p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'ae-*'")
@@ -444,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--metric", action="append", required=True, help="metric name (repeatable); see 'zoo plugins'")
     p.add_argument("--data", default=None, help="dataset folder or file")
-    p.add_argument("-o", "--out", default="eval", help="folder for images and metrics.json (default eval)")
+    p.add_argument("-o", "--out", default=None, help="folder for images and metrics.json (default eval/NAME)")
     p.add_argument("--device", default=None)
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="metric option")
     p.set_defaults(func=cmd_eval)
@@ -452,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("push", help="upload a saved model to the Hub", description="Push a save_pretrained folder.")
     p.add_argument("folder")
     p.add_argument("repo_id")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", default=None, help="create the repo private (default: the owner's default)")
+    p.add_argument("--create-pr", dest="create_pr", action="store_true", help="open a pull request instead of committing")
     p.add_argument("--branch", default=None, help="branch to commit to (created if missing)")
     p.add_argument("--tag", default=None, help="tag the new commit (e.g. v1)")
     p.add_argument("--message", default=None, help="commit message")
@@ -493,8 +569,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", action="store_true", help="also write depth maps")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_render)
-    _add_registered_commands(sub)
+
+    p = sub.add_parser("env", help="versions and devices, for bug reports", description=(
+        "Print the versions of zoo, its plugins, torch, accelerate and huggingface_hub, and the devices."))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_env)
+    if plugin_commands:
+        _add_registered_commands(sub)
     return parser
+
+
+class _QuietSubparsers:
+    """``add_parser`` that gives every command the shared ``--quiet`` option."""
+
+    def __init__(self, action, quiet: argparse.ArgumentParser):
+        self._action, self._quiet = action, quiet
+
+    def add_parser(self, name: str, **kwargs):
+        return self._action.add_parser(name, parents=[self._quiet], **kwargs)
+
+    @property
+    def choices(self):
+        return self._action.choices
 
 
 def _add_registered_commands(sub) -> None:
@@ -531,17 +627,28 @@ def _fail(problem: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import PluginBrokenError, ZooError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # `zoo list` must start fast: its parser leaves out the plugins' commands (adding them loads
+    # every plugin). Every other command, and --help, gets them all.
+    parser = build_parser(plugin_commands=command != "list")
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for 'zoo train', which prints how to resume
+    args.argv = argv  # for 'zoo train', which prints how to resume
+    if args.quiet:
+        from .progress import set_quiet
+
+        set_quiet(True)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe raises here, not at exit
+        return code
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `zoo list | head`: the reader left; nothing to report
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # `zoo list --json | head -1`: the reader left; end quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except Exception as error:
         if os.environ.get("ZOO_DEBUG"):
             raise

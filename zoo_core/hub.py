@@ -26,6 +26,8 @@ from .errors import HubError, WeightsError
 
 #: The files a zoo model repo holds; nothing else is downloaded.
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
+#: Uploaded with the model files when present (the card shows it); never needed to load a model.
+CARD_FILES = ("samples.png",)
 #: Pickle-based weight formats: never downloaded, never loaded.
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -495,6 +497,7 @@ def snapshot(
     token: Optional[str] = None,
     extra_files: Sequence[str] = (),
     accept: Optional[Callable[[Path], bool]] = None,
+    force_download: bool = False,
 ) -> Path:
     """Download (or find in the cache) a zoo model repo at ``revision``; returns its folder.
 
@@ -512,11 +515,12 @@ def snapshot(
     offline_now = bool(local_files_only) or offline()
     patterns = list(MODEL_FILES) + [p for p in extra_files if not p.lower().endswith(UNSAFE_WEIGHT_SUFFIXES)]
     return _retrying(lambda: _snapshot_once(repo_id, revision, token=token, offline_now=offline_now,
-                                            patterns=patterns, accept=accept))
+                                            patterns=patterns, accept=accept, force_download=force_download))
 
 
 def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline_now: bool,
-                   patterns: Sequence[str], accept: Optional[Callable[[Path], bool]]) -> Path:
+                   patterns: Sequence[str], accept: Optional[Callable[[Path], bool]],
+                   force_download: bool = False) -> Path:
     from huggingface_hub import snapshot_download
 
     with _hub_errors(repo_id, revision, token=token, offline_now=offline_now):
@@ -528,6 +532,7 @@ def _snapshot_once(repo_id: str, revision: str, *, token: Optional[str], offline
                 local_files_only=offline_now,
                 token=token,
                 allow_patterns=patterns,
+                force_download=force_download and not offline_now,
                 endpoint=endpoint(),
                 library_name="zoo",
                 etag_timeout=hub_timeout(),
@@ -704,6 +709,7 @@ def download_pinned(
     *,
     local_files_only: Optional[bool] = None,
     token: Optional[str] = None,
+    force_download: bool = False,
 ) -> Path:
     """Download each file of ``sha256`` at the commit ``revision`` and check its sha256.
 
@@ -718,7 +724,8 @@ def download_pinned(
     offline_now = bool(local_files_only) or offline()
     folder: Optional[Path] = None
     for name in names:
-        path = _retrying(lambda name=name: _download_file(repo, revision, name, token=token, offline_now=offline_now))
+        path = _retrying(lambda name=name: _download_file(repo, revision, name, token=token, offline_now=offline_now,
+                                                          force_download=force_download))
         from .loading import sha256_file
 
         actual = sha256_file(path)
@@ -734,7 +741,8 @@ def download_pinned(
     return folder
 
 
-def _download_file(repo: str, revision: str, name: str, *, token, offline_now: bool) -> Path:
+def _download_file(repo: str, revision: str, name: str, *, token, offline_now: bool,
+                   force_download: bool = False) -> Path:
     from huggingface_hub import hf_hub_download
 
     with _hub_errors(repo, revision, token=token, offline_now=offline_now):
@@ -746,6 +754,7 @@ def _download_file(repo: str, revision: str, name: str, *, token, offline_now: b
                 cache_dir=cache_dir(),
                 local_files_only=offline_now,
                 token=token,
+                force_download=force_download and not offline_now,
                 endpoint=endpoint(),
                 library_name="zoo",
                 etag_timeout=hub_timeout(),
@@ -786,15 +795,19 @@ def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
     *,
-    private: bool = False,
+    private: Optional[bool] = None,
     revision: Optional[str] = None,
     commit_message: Optional[str] = None,
     token: Optional[str] = None,
     tag: Optional[str] = None,
+    create_pr: bool = False,
 ) -> str:
-    """Upload a ``save_pretrained`` folder to ``repo_id`` (created if missing); returns the commit URL.
+    """Upload a ``save_pretrained`` folder to ``repo_id`` (created if missing; ``private=None``:
+    the owner's default visibility); returns the commit URL, or the pull request's.
 
-    ``revision`` is a branch (created from main if missing). ``tag`` tags the new commit.
+    ``revision`` is a branch (created from main if missing). ``create_pr=True`` opens a pull
+    request against it instead of committing to it. ``tag`` tags the new commit. The card's
+    ``samples.png`` is uploaded with the model files.
     Only ``config.json``, ``model.safetensors`` and ``README.md`` are uploaded, in one commit; a
     card written for a local folder is rewritten so that its usage snippet loads ``repo_id``.
     """
@@ -834,7 +847,8 @@ def push_folder(
     operations = _retrying(prepare)
     try:
         with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
-            commit = api.create_commit(repo_id, operations=operations, commit_message=message, revision=branch)
+            commit = api.create_commit(repo_id, operations=operations, commit_message=message, revision=branch,
+                                       create_pr=create_pr)
     except HubError as error:
         if getattr(error, "transient", False):  # a commit is not repeated blindly: it may have been made
             error.args = (f"{error.args[0]} The commit to {where} may or may not have been made: check the repo's "
@@ -843,7 +857,7 @@ def push_folder(
     if tag is not None:
         with _hub_errors(repo_id, branch or "main", token=token, offline_now=False):
             api.create_tag(repo_id, tag=tag, revision=commit.oid)
-    return str(commit.commit_url)
+    return str(commit.pr_url if create_pr and commit.pr_url else commit.commit_url)
 
 
 def _refuse_existing_tag(api, repo_id: str, tag: str) -> None:
@@ -870,7 +884,7 @@ def _additions(folder: Path, repo_id: str) -> list:
     from .card import retarget
 
     operations = []
-    for name in MODEL_FILES:
+    for name in MODEL_FILES + CARD_FILES:
         path = folder / name
         if not path.is_file():
             continue

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .errors import (
     InvalidArgumentError,
@@ -17,62 +18,151 @@ from .errors import (
 )
 from .generator import CONFIG_NAME, WEIGHTS_NAME
 
+if TYPE_CHECKING:
+    from .generator import Generator
+
 _UNSAFE_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
 
 
 def load(
-    name_or_path: str | os.PathLike,
+    pretrained_model_name_or_path: str | os.PathLike,
     *,
     revision: Optional[str] = None,
+    cache_dir: Optional[str | os.PathLike] = None,
+    force_download: bool = False,
+    token: Optional[str | bool] = None,
+    local_files_only: Optional[bool] = None,
     device: Any = None,
     dtype: Any = None,
-    local_files_only: Optional[bool] = None,
-    token: Optional[str] = None,
-):
+    torch_dtype: Any = None,
+) -> "Generator":
     """Load a model, ready to sample: in eval mode, on ``device`` (default: the best available).
 
-    ``name_or_path`` is one of
+    ``pretrained_model_name_or_path`` is one of
       * a catalog name (``zoo list``), e.g. ``"ae-mnist"``: weights from the plugin's package or a
         pinned Hub commit, their sha256 checked;
       * a local folder written by ``save_pretrained`` (``config.json`` + ``model.safetensors``);
       * a Hub repo id ``"org/name"`` or ``"org/name@revision"`` (branch, tag or commit sha).
+
+    The Hub keywords are huggingface_hub's: ``revision``, ``cache_dir`` (default: the HF cache),
+    ``force_download`` (download again even if cached), ``token``, ``local_files_only``.
+    ``torch_dtype`` is an alias of ``dtype`` (``torch.float16`` or ``"float16"``). The model
+    remembers where it came from: ``model.name_or_path`` and ``model.catalog_entry`` (None
+    unless it is a catalog model).
     """
     from .catalog import catalog
 
+    if torch_dtype is not None:
+        if dtype is not None and dtype != torch_dtype:
+            raise ValueError(f"dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; torch_dtype is an alias of dtype")
+        dtype = torch_dtype
     dtype, device = resolve_dtype(dtype), resolve_device(device)  # refused before anything is downloaded
-    if not isinstance(name_or_path, (str, os.PathLike)):
+    if not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
         raise InvalidArgumentError(
-            f"zoo.load takes a catalog name, an 'org/name' Hub repo id or a folder path, got a {type(name_or_path).__name__}"
+            "zoo.load takes a catalog name, an 'org/name' Hub repo id or a folder path, got a "
+            f"{type(pretrained_model_name_or_path).__name__}"
         )
-    text = os.fspath(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or os.path.isdir(text) or text.startswith((".", "/", "~")):
+    text = os.fspath(pretrained_model_name_or_path)
+    entry = None
+    if isinstance(pretrained_model_name_or_path, os.PathLike) or os.path.isdir(text) or text.startswith((".", "/", "~")):
         folder = Path(text).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is not a folder; a local model is a folder with {CONFIG_NAME}")
-        return load_folder(converted_folder(folder), device=device, dtype=dtype)
-
-    if text in catalog().entries or text in catalog().conflicts:
+        model = load_folder(converted_folder(folder), device=device, dtype=dtype)
+    elif text in catalog().entries or text in catalog().conflicts:
         entry = catalog().get(text)
         _require_family(entry.family, entry.plugin, what=f"the catalog model {text!r}")
         if revision is not None:
             raise ValueError(f"{text!r} is a catalog name pinned to one version; revision= is for Hub repo ids")
-        folder = _catalog_folder(text, entry, local_files_only=local_files_only, token=token)
+        with _hub_cache(cache_dir):
+            folder = _catalog_folder(text, entry, local_files_only=local_files_only, token=token,
+                                     force_download=force_download)
         model = load_folder(folder, device=device, dtype=dtype)
         _check_catalog_config(text, entry, model)
-        return model
+    else:
+        from . import hub
 
-    from . import hub
-
-    parsed = hub.parse_repo_id(text)
-    if parsed is not None:
+        parsed = hub.parse_repo_id(text)
+        if parsed is None:
+            catalog().get(text)  # raises UnknownModelError with the closest names
+            raise AssertionError("unreachable")
         repo_id, at_revision = parsed
         if at_revision and revision and at_revision != revision:
             raise ValueError(f"two revisions given for {repo_id}: @{at_revision} and revision={revision!r}")
-        folder = hub_folder(repo_id, revision or at_revision, local_files_only=local_files_only, token=token)
-        return load_folder(folder, device=device, dtype=dtype)
+        with _hub_cache(cache_dir):
+            folder = hub_folder(repo_id, revision or at_revision, local_files_only=local_files_only, token=token,
+                                force_download=force_download)
+        model = load_folder(folder, device=device, dtype=dtype)
+    model.name_or_path = text
+    model.catalog_entry = entry
+    return model
 
-    catalog().get(text)  # raises UnknownModelError with the closest names
-    raise AssertionError("unreachable")
+
+@contextlib.contextmanager
+def _hub_cache(cache_dir: Optional[str | os.PathLike]) -> Iterator[None]:
+    """Use ``cache_dir`` as the Hub cache during one call (the zoo's Hub code reads HF_HUB_CACHE at
+    each call; the variable is restored afterwards)."""
+    if cache_dir is None:
+        yield
+        return
+    old = os.environ.get("HF_HUB_CACHE")
+    os.environ["HF_HUB_CACHE"] = str(Path(cache_dir).expanduser())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_CACHE", None)
+        else:
+            os.environ["HF_HUB_CACHE"] = old
+
+
+def create_model(model_name: str, pretrained: bool = False, *, device: Any = None, dtype: Any = None,
+                 **overrides: Any) -> "Generator":
+    """timm's ``create_model``: a catalog name or a family, trained or not.
+
+    * ``create_model("ae-mnist", pretrained=True)``: the catalog model with its weights (``zoo.load``);
+    * ``create_model("ae-mnist")``: the same architecture (the entry's config), untrained;
+    * ``create_model("vae", latent_dim=8)``: a family's default config with overrides, untrained.
+
+    ``overrides`` change config fields. With ``pretrained=True`` the weights must still fit the
+    changed config (e.g. a sampler setting); a changed shape is refused, naming the keys.
+    """
+    from .catalog import catalog
+    from .plugins import families
+
+    cat = catalog()
+    if model_name in cat.entries or model_name in cat.conflicts:
+        entry = cat.get(model_name)
+        if pretrained:
+            model = load(model_name, device=device, dtype=dtype)
+            if not overrides:
+                return model
+            fresh = build(entry.family, {**model.config.model_dump(mode="json"), **overrides})
+            from .generator import load_weights
+
+            load_weights(fresh, model.state_dict(), source=f"the weights of {model_name}")
+            model = fresh.to(device=model.device).eval().requires_grad_(False)
+            model.name_or_path, model.catalog_entry = model_name, entry
+            return model
+        _require_family(entry.family, entry.plugin, what=f"the catalog model {model_name!r}")
+        model = build(entry.family, {**entry.config, **overrides})
+        model.name_or_path, model.catalog_entry = model_name, entry
+    elif model_name in families():
+        if pretrained:
+            raise ValueError(
+                f"{model_name!r} is a family, which has no pretrained weights; pass pretrained=False, or a catalog "
+                f"name ({', '.join(n for n in sorted(cat.entries) if cat.entries[n].family == model_name) or 'none'})"
+            )
+        model = build(model_name, **overrides)
+        model.name_or_path = model_name
+    else:
+        cat.get(model_name)  # UnknownModelError with the closest names
+        raise AssertionError("unreachable")
+    if dtype is not None:
+        import torch
+
+        model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    return model.to(device) if device is not None else model
 
 
 def build(family: str, config: Any = None, **overrides):
@@ -246,7 +336,7 @@ def _require_family(family: str, plugin: Optional[str], *, what: str) -> None:
         raise
 
 
-def _catalog_folder(name: str, entry, *, local_files_only, token) -> Path:
+def _catalog_folder(name: str, entry, *, local_files_only, token, force_download: bool = False) -> Path:
     from importlib import resources
 
     from .catalog import HubWeights
@@ -254,12 +344,13 @@ def _catalog_folder(name: str, entry, *, local_files_only, token) -> Path:
     weights = entry.weights
     if isinstance(weights, HubWeights) and weights.format is not None:
         return hub_folder(weights.repo, weights.revision, local_files_only=local_files_only, token=token,
-                          converter=weights.format, sha256=weights.sha256, name=name)
+                          converter=weights.format, sha256=weights.sha256, name=name, force_download=force_download)
     if isinstance(weights, HubWeights):
         from . import hub
 
         return hub.download_pinned(
-            weights.repo, weights.revision, weights.sha256, local_files_only=local_files_only, token=token
+            weights.repo, weights.revision, weights.sha256, local_files_only=local_files_only, token=token,
+            force_download=force_download,
         )
     folder = Path(str(resources.files(weights.package).joinpath(weights.path)))
     for file_name, expected in weights.sha256.items():
@@ -357,7 +448,8 @@ def convert_cached(spec, src: Path, *, key: str, source: str, revision: Optional
 
 
 def hub_folder(repo_id: str, revision: Optional[str], *, local_files_only=None, token=None,
-               converter: Optional[str] = None, sha256: Optional[dict] = None, name: Optional[str] = None) -> Path:
+               converter: Optional[str] = None, sha256: Optional[dict] = None, name: Optional[str] = None,
+               force_download: bool = False) -> Path:
     """A Hub repo as a zoo folder: a zoo repo as downloaded, a foreign one converted (once per commit).
 
     ``converter`` names the format (a catalog entry's ``format``); None accepts any registered one.
@@ -370,7 +462,7 @@ def hub_folder(repo_id: str, revision: Optional[str], *, local_files_only=None, 
     files = tuple(pattern for spec in specs for pattern in spec.files)
     try:
         folder = hub.snapshot(repo_id, revision, local_files_only=local_files_only, token=token, extra_files=files,
-                              accept=lambda f: any(spec.detects(f) for spec in specs))
+                              accept=lambda f: any(spec.detects(f) for spec in specs), force_download=force_download)
     except hub.NotCachedError:
         if name is None:
             raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import threading
 import traceback
@@ -101,6 +102,11 @@ class PluginState:
             dist = entry_point.dist
             distribution = Distribution(dist.name, dist.version) if dist else Distribution(entry_point.value, "?")
             if allowed is not None and _normalize(distribution.name) not in allowed:
+                continue
+            refusal = _core_version_refusal(dist, core.version) if dist else None
+            if refusal:  # its hooks would run against an API it was not written for
+                name = f"{distribution.name}:{entry_point.name}"
+                self.plugins[name] = PluginRecord(name=name, distribution=distribution, errors=[refusal])
                 continue
             self._register(f"{distribution.name}:{entry_point.name}", distribution, entry_point.load)
 
@@ -388,6 +394,63 @@ def _spec_problems(spec: Any) -> list[str]:
         if not found:
             problems.append(f"import path {path!r} names the package {top!r}, which is not installed")
     return problems
+
+
+_CORE_REQUIREMENT = re.compile(r"^\s*zoo[-_.]core\s*(?:\[[^\]]*\])?\s*\(?(?P<spec>[^;()]*)\)?\s*(?:;(?P<marker>.*))?$", re.I)
+
+
+def _core_version_refusal(dist: metadata.Distribution, core_version: str) -> Optional[str]:
+    """Why a plugin distribution cannot load with this zoo-core (its ``zoo-core`` requirement
+    excludes the installed version), or None when it can (or states no range). Requirements are
+    read with a small pattern and ``packaging.specifiers``: ``packaging.requirements`` alone would
+    cost ``zoo list`` a tenth of a second."""
+    for text in dist.requires or []:
+        match = _CORE_REQUIREMENT.match(text)
+        if not match or not match.group("spec").strip() or "extra" in (match.group("marker") or ""):
+            continue
+        specifier = match.group("spec").strip().replace(" ", "")
+        supported = _simple_specifier_contains(specifier, core_version)
+        if supported is None:  # not plain "op number" clauses: packaging decides (slower to import)
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+            from packaging.version import InvalidVersion, Version
+
+            try:
+                supported = SpecifierSet(specifier).contains(Version(core_version), prereleases=True)
+            except (InvalidSpecifier, InvalidVersion):
+                return None
+        if not supported:
+            name = dist.metadata["Name"]
+            return (
+                f"{name} {dist.version} supports zoo-core {specifier}, but zoo-core {core_version} is installed; "
+                f"it was not loaded. Upgrade the plugin (pip install -U {name}) or install a zoo-core it supports "
+                f"(pip install 'zoo-core{specifier}')."
+            )
+    return None
+
+
+_CLAUSE = re.compile(r"^(>=|<=|==|!=|<|>)(\d+(?:\.\d+)*)$")
+_OPERATORS = {">=": tuple.__ge__, "<=": tuple.__le__, "==": tuple.__eq__, "!=": tuple.__ne__,
+              "<": tuple.__lt__, ">": tuple.__gt__}
+
+
+def _simple_specifier_contains(specifier: str, version: str) -> Optional[bool]:
+    """``">=0.1,<0.2"`` and ``"0.1.0"`` -> whether it holds, for plain numeric clauses and versions;
+    None when either is anything else (``~=``, wildcards, pre-releases)."""
+    if not re.fullmatch(r"\d+(?:\.\d+)*", version):
+        return None
+    clauses = [_CLAUSE.match(c) for c in specifier.split(",")]
+    if not all(clauses):
+        return None
+
+    def padded(text: str, width: int) -> tuple[int, ...]:
+        parts = tuple(int(p) for p in text.split("."))
+        return parts + (0,) * (width - len(parts))
+
+    results = []
+    for clause in clauses:
+        width = max(len(version.split(".")), len(clause.group(2).split(".")))
+        results.append(_OPERATORS[clause.group(1)](padded(version, width), padded(clause.group(2), width)))
+    return all(results)
 
 
 def _normalize(name: str) -> str:

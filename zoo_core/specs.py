@@ -50,6 +50,10 @@ class FamilySpec:
     description: one line for ``zoo plugins`` and ``zoo list``.
     dataset:     the dataset (by registered name) that ``zoo train FAMILY --data PATH`` reads.
     tiny_config: overrides that make a small, fast model; the conformance suite builds it.
+    papers:      arXiv ids of the family's papers ("2006.11239"); cards tag them ``arxiv:ID``.
+    citation:    BibTeX of the paper to cite, shown in every card of the family.
+    preview_options: sampler options for the card's sample grid that keep it cheap
+                 (e.g. ``{"num_inference_steps": 20}`` for a diffusion model).
     """
 
     name: str
@@ -58,6 +62,9 @@ class FamilySpec:
     description: str = ""
     dataset: Optional[str] = None
     tiny_config: Mapping[str, Any] = field(default_factory=dict)
+    papers: tuple[str, ...] = ()
+    citation: Optional[str] = None
+    preview_options: Mapping[str, Any] = field(default_factory=dict)
 
     def config_class(self):
         return _target(self, self.config)
@@ -73,11 +80,15 @@ class DatasetSpec:
     loader: import path of ``loader(path, split="train", **options) -> torch.utils.data.Dataset``.
             ``path`` may be None, meaning the usual download location; a missing file is an error
             that names it.
+    hub_id: the dataset's id on the Hub (``ylecun/mnist``), which model cards list; None if it has none.
+    pretty_name: a readable name for cards ("MNIST"); default: ``name``.
     """
 
     name: str
     loader: str
     description: str = ""
+    hub_id: Optional[str] = None
+    pretty_name: Optional[str] = None
 
     def load(self, path, split: str = "train", **options):
         loader = _target(self, self.loader)

@@ -6,6 +6,13 @@ tag and branch, list trees, paths and refs, and resolve/download files (HEAD and
 live in memory; commit ids are real git-like sha1s of their content. Private repos answer only
 to the server's token, as the real Hub does (401 + ``X-Error-Code: RepoNotFound``).
 
+Like the real Hub, it validates the YAML metadata of every ``README.md`` committed (and answers
+``/api/validate-yaml``, which ``ModelCard.validate`` calls) with ``validate_card_metadata``:
+license ids from the Hub's list (``other`` with ``license_name`` and ``license_link``), dataset
+ids that are Hub repo ids, and the model-index's shape. A card the Hub would refuse is refused
+with HTTP 400 and the Hub's kind of message. ``create_pr=1`` commits open pull requests
+(``refs/pr/N``).
+
 Test switches: ``corrupt(repo_id, path)`` makes downloads of a file return different bytes of
 the same length; ``requests`` records every request (method, path) so a test can assert that
 no request was made. Never use this for anything but tests.
@@ -68,10 +75,13 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    pulls: dict[str, str] = field(default_factory=dict)  # "refs/pr/N" -> commit
 
     def resolve(self, revision: str) -> Optional[str]:
         if revision in self.branches:
             return self.branches[revision]
+        if revision in self.pulls:
+            return self.pulls[revision]
         if revision in self.tags:
             return self.tags[revision]
         if _SHA1.match(revision) and revision in self.commits:
@@ -202,7 +212,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubError(401, None, "Invalid credentials in Authorization header")
             return self._json({"type": "user", "name": "tester", "orgs": [], "auth": {"accessToken": {"role": "write"}}})
         if parts[:2] == ["api", "validate-yaml"] and method == "POST":
-            self._body()
+            data = json.loads(self._body() or b"{}")
+            errors = validate_card_metadata(data.get("content", ""))
+            if errors:
+                raise HubError(400, None, "\n".join(errors))
             return self._json({"errors": [], "warnings": []})
         if parts[:3] == ["api", "repos", "create"] and method == "POST":
             return self._create_repo(json.loads(self._body() or b"{}"))
@@ -332,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 return self._json({"files": files})
             if method == "POST" and rest[:1] == ["commit"] and len(rest) == 2:
-                return self._commit_files(repo, rest[1], self._body())
+                return self._commit_files(repo, rest[1], self._body(), create_pr=query.get("create_pr") in ("1", "true"))
             if method == "POST" and rest[:1] == ["tag"] and len(rest) == 2:
                 data = json.loads(self._body())
                 commit = self._commit(repo, rest[1])
@@ -349,15 +362,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json({})
         raise HubError(404, None, f"no route for {method} /api/models/{repo_id}/{'/'.join(rest)}")
 
-    def _commit_files(self, repo: Repo, branch: str, body: bytes) -> None:
+    def _commit_files(self, repo: Repo, branch: str, body: bytes, *, create_pr: bool = False) -> None:
         state = self.state
-        if branch not in repo.branches:
+        if branch not in repo.branches and branch not in repo.pulls:
             raise HubError(404, "RevisionNotFound", f"Invalid rev id: {branch} is not a branch")
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         header = lines[0]
         if header.get("key") != "header":
             raise HubError(400, None, "the first NDJSON line must be the header")
-        parent = repo.branches[branch]
+        parent = repo.resolve(branch)
         if header["value"].get("parentCommit") not in (None, parent):
             raise HubError(412, None, "parentCommit is not the head of the branch")
         files = dict(repo.commits[parent].files)
@@ -383,9 +396,21 @@ class _Handler(BaseHTTPRequestHandler):
                     del files[name]
             else:
                 raise HubError(400, None, f"unsupported commit operation {key!r}")
+        if "README.md" in files and files["README.md"] is not repo.commits[parent].files.get("README.md"):
+            problems = validate_card_metadata(files["README.md"].content.decode("utf-8", "replace"))
+            if problems:  # the real Hub refuses the whole commit
+                raise HubError(400, None, "Invalid metadata in README.md.\n" + "\n".join(f"- {p}" for p in problems))
         oid = state.new_commit(repo, parent, header["value"].get("summary") or "", files)
-        repo.branches[branch] = oid
-        self._json({"commitUrl": f"{self._base()}/{repo.repo_id}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
+        pr_url = None
+        if create_pr:
+            number = len(repo.pulls) + 1
+            repo.pulls[f"refs/pr/{number}"] = oid
+            pr_url = f"{self._base()}/{repo.repo_id}/discussions/{number}"
+        elif branch in repo.pulls:
+            repo.pulls[branch] = oid
+        else:
+            repo.branches[branch] = oid
+        self._json({"commitUrl": f"{self._base()}/{repo.repo_id}/commit/{oid}", "commitOid": oid, "pullRequestUrl": pr_url})
 
     def _lfs_batch(self, repo_id: str) -> None:
         state = self.state
@@ -441,6 +466,135 @@ class _Handler(BaseHTTPRequestHandler):
                 status = 206
         headers["Content-Length"] = str(len(content))
         self._send(status, content, headers, head=method == "HEAD")
+
+
+# -- card metadata, checked as the Hub's validate-yaml checks it ----------------------------------
+
+#: The license ids the Hub accepts (its "license" enum), kept apart from zoo_core.card's copy on
+#: purpose: the server checks the zoo's cards, it does not trust them.
+HUB_LICENSES = frozenset(
+    "apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m "
+    "afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 "
+    "cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 "
+    "cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 "
+    "cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 "
+    "gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl "
+    "apple-amlr mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr "
+    "deepfloyd-if-license fair-noncommercial-research-license llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 gemma "
+    "unknown other".split()
+)
+_DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$")
+
+
+def validate_card_metadata(readme: str) -> list[str]:
+    """The problems the Hub would report for a README's YAML header (empty: accepted)."""
+    import yaml
+
+    if not readme.startswith("---"):
+        return []  # no metadata: the Hub accepts it (and shows a warning)
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", readme, re.S)
+    if not match:
+        return ["the metadata block is not closed by a '---' line"]
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as error:
+        return [f"YAML does not parse: {error}"]
+    if not isinstance(meta, dict):
+        return ["metadata must be a YAML mapping"]
+    errors: list[str] = []
+
+    def strings(key):
+        value = meta.get(key)
+        if value is None:
+            return []
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors.append(f'"{key}" must be a string or an array of strings')
+            return []
+        return value
+
+    for license_id in strings("license"):
+        if license_id not in HUB_LICENSES:
+            errors.append(f'"license" must be one of the Hub\'s license identifiers, got "{license_id}"')
+    if meta.get("license") == "other":
+        if not isinstance(meta.get("license_name"), str) or not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", meta["license_name"]):
+            errors.append('"license_name" must be a lowercase slug when "license" is "other"')
+        if not isinstance(meta.get("license_link"), str) or not (
+                _URL.match(meta["license_link"]) or meta["license_link"].startswith(("LICENSE", "./"))):
+            errors.append('"license_link" must be a URL (or a file of the repo) when "license" is "other"')
+    for dataset in strings("datasets"):
+        if not _DATASET_ID.match(dataset):
+            errors.append(f'"datasets" must hold Hub dataset ids (owner/name), got "{dataset}"')
+    strings("tags")
+    for key in ("library_name", "pipeline_tag", "model_name"):
+        if key in meta and not isinstance(meta[key], str):
+            errors.append(f'"{key}" must be a string')
+    if "model-index" in meta:
+        errors += _model_index_problems(meta["model-index"])
+    return errors
+
+
+def _model_index_problems(index) -> list[str]:
+    errors: list[str] = []
+
+    def check(obj, where, required, optional):
+        if not isinstance(obj, dict):
+            errors.append(f"{where} must be an object")
+            return False
+        for key in required:
+            if key not in obj:
+                errors.append(f'{where} must have "{key}"')
+        for key in set(obj) - set(required) - set(optional):
+            errors.append(f'{where} has an unknown key "{key}"')
+        return True
+
+    if not isinstance(index, list) or not index:
+        return ['"model-index" must be a non-empty array']
+    for i, model in enumerate(index):
+        where = f"model-index[{i}]"
+        if not check(model, where, ("name", "results"), ()):
+            continue
+        if not isinstance(model.get("name"), str):
+            errors.append(f'{where}.name must be a string')
+        if not isinstance(model.get("results"), list):
+            errors.append(f"{where}.results must be an array")
+            continue
+        seen = set()
+        for j, result in enumerate(model["results"]):
+            at = f"{where}.results[{j}]"
+            if not check(result, at, ("task", "dataset", "metrics"), ("source",)):
+                continue
+            task, dataset, metrics = result.get("task"), result.get("dataset"), result.get("metrics")
+            if check(task, f"{at}.task", ("type",), ("name",)) and not isinstance(task.get("type"), str):
+                errors.append(f"{at}.task.type must be a string")
+            if check(dataset, f"{at}.dataset", ("type", "name"), ("config", "split", "revision", "args")):
+                for key in ("type", "name", "config", "split", "revision"):
+                    if key in dataset and not isinstance(dataset[key], str):
+                        errors.append(f"{at}.dataset.{key} must be a string")
+            if isinstance(task, dict) and isinstance(dataset, dict):
+                key = (task.get("type"), dataset.get("type"), dataset.get("config"), dataset.get("split"))
+                if key in seen:
+                    errors.append(f"{at} repeats the task, dataset and split of an earlier result (merge them)")
+                seen.add(key)
+            if not isinstance(metrics, list) or not metrics:
+                errors.append(f"{at}.metrics must be a non-empty array")
+                continue
+            for k, metric in enumerate(metrics):
+                mt = f"{at}.metrics[{k}]"
+                if not check(metric, mt, ("type", "value"), ("name", "config", "args", "verified", "verifyToken")):
+                    continue
+                if not isinstance(metric.get("type"), str):
+                    errors.append(f"{mt}.type must be a string")
+                if not isinstance(metric.get("value"), (int, float, str)) or isinstance(metric.get("value"), bool):
+                    errors.append(f"{mt}.value must be a number or a string")
+                if "args" in metric and not isinstance(metric["args"], (dict, str)):
+                    errors.append(f"{mt}.args must be an object or a string")
+            source = result.get("source")
+            if source is not None and check(source, f"{at}.source", ("url",), ("name",)):
+                if not isinstance(source.get("url"), str) or not _URL.match(source["url"]):
+                    errors.append(f"{at}.source.url must be a URL")
+    return errors
 
 
 class HubServer:

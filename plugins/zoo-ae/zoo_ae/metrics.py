@@ -17,8 +17,10 @@ from .models import squared_error_per_image
 def _test_images(model, data, split: str, limit: Optional[int], batch_size: int) -> Iterator[torch.Tensor]:
     from zoo_core.datasets import load_mnist
 
+    from zoo_core.progress import progress_bar
+
     images = load_mnist(data, split=split, limit=limit).tensors()
-    for start in range(0, images.shape[0], batch_size):
+    for start in progress_bar(range(0, images.shape[0], batch_size), desc=f"{split} images", unit="batch"):
         yield images[start : start + batch_size].to(model.device, model.dtype)
 
 

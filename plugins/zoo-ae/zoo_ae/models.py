@@ -16,7 +16,7 @@ training images (``on_fit_end``; mu and Sigma are saved as the buffers ``code_me
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from torch import nn
 
 from zoo_core.config import ZooConfig
 from zoo_core.generator import Generator
+from zoo_core.noise import GeneratorArg, randn_tensor
 
 Activation = Literal["sigmoid", "relu", "gelu", "tanh", "linear"]
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "linear": nn.Identity}
@@ -317,8 +318,8 @@ class AutoEncoder(Generator):
         self.fit_code_gaussian(batches)
 
     @torch.no_grad()
-    def sample_codes(self, n: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """n codes from N(code_mean, code_cov): mu + L eps with L L^T = Sigma (jitter added if needed)."""
+    def sample_codes(self, n: int, *, generator: GeneratorArg = None, temperature: float = 1.0) -> torch.Tensor:
+        """n codes from N(code_mean, T^2 code_cov): mu + T L eps with L L^T = Sigma (jitter added if needed)."""
         cov = self.code_cov.double().cpu()
         cov = 0.5 * (cov + cov.T)
         jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12)
@@ -329,13 +330,17 @@ class AutoEncoder(Generator):
             jitter *= 10
         else:
             raise ValueError("code_cov is not positive definite even with jitter; refit the Gaussian (on_fit_end)")
-        eps = torch.randn(n, cov.shape[0], generator=generator, device=self.code_mean.device, dtype=self.code_mean.dtype)
-        return self.code_mean + eps @ cholesky.to(eps).T
+        eps = randn_tensor((n, cov.shape[0]), generator=generator, device=self.code_mean.device, dtype=self.code_mean.dtype)
+        return self.code_mean + temperature * (eps @ cholesky.to(eps).T)
+
+    sampler_options = {"temperature": "scale of the code Gaussian's standard deviation (default 1.0, as fitted)"}
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
-        """Decode n codes drawn from the Gaussian fitted to the training codes: (n, C, H, W) in [0, 1]."""
-        images = self.decode(self.sample_codes(n, generator=generator))
+    def sample(self, n: int, *, generator: GeneratorArg = None, **options: Any) -> torch.Tensor:
+        """Decode n codes drawn from the Gaussian fitted to the training codes: (n, C, H, W) in [0, 1].
+        ``generator``: a torch.Generator on any device, or a list of n (one per sample)."""
+        self.check_sampler_options(options)
+        images = self.decode(self.sample_codes(n, generator=generator, temperature=float(options.get("temperature", 1.0))))
         return images.clamp(0, 1)
 
 

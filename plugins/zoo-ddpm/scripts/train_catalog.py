@@ -53,9 +53,9 @@ def main():
     spec = MODELS[args.name]
     train = {**spec["train"], **({"steps": args.steps} if args.steps else {})}
     if spec["dataset"] == "mnist":
-        dataset, license = load_mnist(args.data, "train"), "CC-BY-SA-3.0"
+        dataset, license = load_mnist(args.data, "train"), {"license": "cc-by-sa-3.0"}
     else:
-        dataset, license = Subset(load_cifar10_npz(args.data), range(9000)), "other (CIFAR-10: cite Krizhevsky 2009)"
+        dataset, license = Subset(load_cifar10_npz(args.data), range(9000)), {"license": "other", "license_name": "cifar-10", "license_link": "https://www.cs.toronto.edu/~kriz/cifar.html"}
     weights = Path(__file__).resolve().parents[1] / "zoo_ddpm" / "weights" / args.name
     seconds = None
     if not args.measure_only:
@@ -78,7 +78,7 @@ def main():
     metrics = [{"name": k, "value": round(v, 4), "dataset": spec["dataset"], "split": split, "command": command}
                | ({"stderr": round(values[f"{k}_stderr"], 4)} if f"{k}_stderr" in values else {})
                for k, v in values.items() if not k.endswith("_stderr")]
-    model.save_pretrained(weights, metrics=metrics, dataset=spec["dataset"], license=license, dtype=torch.float16)
+    model.save_pretrained(weights, metrics=metrics, dataset=spec["dataset"], **license, dtype=torch.float16)
     print(json.dumps({"seconds": seconds, "train": train, "config": spec["config"], "metrics": metrics,
                       "sha256": {p.name: sha256_file(p) for p in sorted(weights.iterdir())}}, indent=1))
 

@@ -4,6 +4,18 @@ from zoo_core.plugins import hookimpl
 from zoo_core.specs import ConverterSpec, FamilySpec, MetricSpec
 
 
+CITATION = """@inproceedings{ho2020denoising,
+  title = {Denoising Diffusion Probabilistic Models},
+  author = {Ho, Jonathan and Jain, Ajay and Abbeel, Pieter},
+  booktitle = {Advances in Neural Information Processing Systems},
+  volume = {33},
+  pages = {6840--6851},
+  year = {2020},
+  eprint = {2006.11239},
+  archivePrefix = {arXiv}
+}"""
+
+
 @hookimpl
 def zoo_register_families(register):
     register(
@@ -13,6 +25,9 @@ def zoo_register_families(register):
             model="zoo_ddpm.model:DDPM",
             description="Denoising diffusion (Ho et al. 2020): UNet eps_theta, L_simple, ancestral or strided sampling",
             dataset="cifar10",
+            papers=("2006.11239",),
+            citation=CITATION,
+            preview_options={"num_inference_steps": 20},  # the card's sample grid: 20 strided steps, not T
             tiny_config={
                 "image_size": 16, "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
                 "attention_resolutions": [8], "num_train_timesteps": 10, "norm_groups": 4,

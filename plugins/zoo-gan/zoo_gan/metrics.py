@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from zoo_core.progress import progress_bar
+
 DEFAULT_SIGMAS = tuple(float(s) for s in torch.logspace(-1.3, -0.3, 21))  # 0.05 .. 0.5
 
 
@@ -36,7 +38,7 @@ def parzen_log_likelihood(x: torch.Tensor, centres: torch.Tensor, sigmas: Sequen
     n, d = centres.shape
     centre_norms = centres.pow(2).sum(1)
     total = torch.zeros(len(sigmas), dtype=torch.float64)
-    for chunk in x.split(batch_size):
+    for chunk in progress_bar(x.split(batch_size), desc="Parzen", unit="batch"):
         squared = (chunk.pow(2).sum(1, keepdim=True) - 2 * chunk @ centres.T + centre_norms).clamp_min(0).double()
         for i, sigma in enumerate(sigmas_t):
             log_p = torch.logsumexp(-squared / (2 * sigma**2), dim=1) - math.log(n) - d / 2 * torch.log(2 * math.pi * sigma**2)

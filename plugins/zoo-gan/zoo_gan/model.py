@@ -14,7 +14,7 @@ model (tanh output); ``sample`` returns [0, 1].
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from torch import nn
 
 from zoo_core.config import TrainConfig, ZooConfig
 from zoo_core.generator import Generator
+from zoo_core.noise import GeneratorArg, randn_tensor
 
 
 class GANConfig(ZooConfig):
@@ -113,9 +114,9 @@ class GAN(Generator):
         self.generator, self.discriminator = make_g(config), make_d(config)
         self.image_shape = (config.image_channels, config.image_size, config.image_size)
 
-    def noise(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def noise(self, n: int, generator: GeneratorArg = None) -> torch.Tensor:
         """z ~ p_z = N(0, I)."""
-        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
+        return randn_tensor((n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype)
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         """Adam for D, then Adam for G, with ``train.lr`` and ``train.betas`` (DCGAN uses betas (0.5, 0.999))."""
@@ -141,10 +142,15 @@ class GAN(Generator):
             return {"loss": generator_loss(self.discriminator(self.generator(z)), self.config.generator_loss)}
         raise ValueError(f"optimizer must be 'discriminator' or 'generator', got {optimizer!r}")
 
+    sampler_options = {"temperature": "scale of the noise z ~ N(0, T^2 I) (default 1.0; lower: less varied, cleaner)"}
+
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
-        """x = G(z), z ~ N(0, I); (n, C, H, W) in [0, 1]."""
-        return ((self.generator(self.noise(n, generator)).float() + 1) / 2).clamp(0, 1)
+    def sample(self, n: int, *, generator: GeneratorArg = None, **options: Any) -> torch.Tensor:
+        """x = G(z), z ~ N(0, I); (n, C, H, W) in [0, 1]. ``generator``: a torch.Generator on any
+        device, or a list of n (one per sample)."""
+        self.check_sampler_options(options)
+        z = float(options.get("temperature", 1.0)) * self.noise(n, generator)
+        return ((self.generator(z).float() + 1) / 2).clamp(0, 1)
 
     def example_batch(self, batch_size: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.rand(batch_size, *self.image_shape, generator=generator)

@@ -8,6 +8,8 @@ from typing import Optional
 
 import torch
 
+from zoo_core.progress import progress_bar
+
 
 def psnr_of(rendered: torch.Tensor, target: torch.Tensor) -> float:
     """PSNR in dB of images in [0, 1]: -10 log10(MSE)."""
@@ -20,7 +22,7 @@ def evaluate_views(model, dataset, *, views: Optional[int] = None, chunk: int = 
     cameras = dataset.cameras
     count = len(cameras) if views is None else min(views, len(cameras))
     renders, scores = [], []
-    for i in range(count):
+    for i in progress_bar(range(count), desc="render views", unit="view"):
         rgb = model.render(cameras[i : i + 1], chunk=chunk)["rgb"][0].cpu()
         renders.append(rgb)
         scores.append(psnr_of(rgb, dataset.images[i]))

@@ -29,6 +29,8 @@ from torch import nn
 
 from zoo_core.config import TrainConfig, ZooConfig
 from zoo_core.generator import Generator
+from zoo_core.noise import GeneratorArg, rand_tensor
+from zoo_core.progress import progress_bar
 from zoo_core.renderer import Cameras, Renderer, orbit_poses
 
 
@@ -523,15 +525,25 @@ class NeRF(Generator, Renderer):
         rgb = torch.rand(batch_size, 3, generator=generator)
         return {"origins": origins, "directions": directions, "rgb": rgb}
 
+    sampler_options = {
+        "width": "image width in pixels (default: the config's; the height follows the aspect ratio)",
+        "height": "image height in pixels (default: the config's)",
+        "chunk": "rays rendered per batch (default 8192; lower it to save memory)",
+    }
+
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, width: Optional[int] = None,
-               height: Optional[int] = None, chunk: int = 8192, **_: Any) -> torch.Tensor:
+    def sample(self, n: int, *, generator: GeneratorArg = None, **options: Any) -> torch.Tensor:
         """Render ``n`` views of the scene from random azimuths on the default orbit (radius and
-        elevation from the config) at the default intrinsics: ``(n, 3, H, W)`` in [0, 1]."""
-        azimuth = torch.rand(n, generator=generator) * 360.0
+        elevation from the config) at the default intrinsics: ``(n, 3, H, W)`` in [0, 1].
+        ``generator`` (any device, or a list of n) draws the azimuths; rendering has no noise."""
+        self.check_sampler_options(options)
+        width, height, chunk = options.get("width"), options.get("height"), int(options.get("chunk", 8192))
+        azimuth = rand_tensor((n,), generator=generator, dtype=torch.float32) * 360.0
         poses = torch.stack([_orbit_pose(float(a), self.config.orbit_radius, self.config.orbit_elevation) for a in azimuth])
-        out = self.render(self.default_cameras(poses, width=width, height=height), chunk=chunk)
-        return out["rgb"].permute(0, 3, 1, 2).contiguous()
+        cameras = self.default_cameras(poses, width=width, height=height)
+        views = [self.render(cameras[i : i + 1], chunk=chunk)["rgb"]
+                 for i in progress_bar(range(n), desc="sample views", unit="view", disable=n < 2)]
+        return torch.cat(views).permute(0, 3, 1, 2).contiguous()
 
     # -- Renderer --------------------------------------------------------------------------------
 
@@ -550,7 +562,7 @@ class NeRF(Generator, Renderer):
         return self.default_cameras(poses, width=width, height=height)
 
     @torch.no_grad()
-    def render(self, cameras: Cameras, *, chunk: int = 8192, **_: Any) -> dict[str, torch.Tensor]:
+    def render(self, cameras: Cameras, *, chunk: int = 8192) -> dict[str, torch.Tensor]:
         """Render every camera (no sample jitter): {"rgb": (N, H, W, 3) in [0, 1], "depth": (N, H, W)}
         (depth: expected t, the distance along the camera axis), plus "acc" (N, H, W) opacity."""
         origins, directions = cameras.generate_rays()

@@ -20,6 +20,27 @@ TINY_CONFIG = {
 }
 
 
+CITATION = """@inproceedings{mildenhall2020nerf,
+  title = {{NeRF}: Representing Scenes as Neural Radiance Fields for View Synthesis},
+  author = {Mildenhall, Ben and Srinivasan, Pratul P. and Tancik, Matthew and Barron, Jonathan T. and
+            Ramamoorthi, Ravi and Ng, Ren},
+  booktitle = {European Conference on Computer Vision (ECCV)},
+  year = {2020},
+  eprint = {2003.08934},
+  archivePrefix = {arXiv}
+}
+@article{mueller2022instant,
+  title = {Instant Neural Graphics Primitives with a Multiresolution Hash Encoding},
+  author = {M{\\"u}ller, Thomas and Evans, Alex and Schied, Christoph and Keller, Alexander},
+  journal = {ACM Transactions on Graphics},
+  volume = {41},
+  number = {4},
+  year = {2022},
+  eprint = {2201.05989},
+  archivePrefix = {arXiv}
+}"""
+
+
 @hookimpl
 def zoo_register_families(register):
     register(
@@ -30,6 +51,8 @@ def zoo_register_families(register):
             "Neural radiance fields: the paper's MLP (variant=paper) or a hash-grid fast variant (variant=fast)",
             dataset="blender",
             tiny_config=TINY_CONFIG,
+            papers=("2003.08934", "2201.05989"),  # the paper's NeRF; the fast variant's hash grid (instant-ngp)
+            citation=CITATION,
         )
     )
 

@@ -7,6 +7,8 @@ from typing import Optional
 
 import torch
 
+from zoo_core.progress import progress_bar
+
 
 def elbo(model, *, data=None, out_dir: Optional[Path] = None, split: str = "test", limit: Optional[int] = None,
          num_samples: int = 100, iw_limit: int = 1000, batch_size: int = 500, seed: int = 0, **_) -> dict[str, float]:
@@ -23,11 +25,12 @@ def elbo(model, *, data=None, out_dir: Optional[Path] = None, split: str = "test
     model.eval()
     totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
     with torch.no_grad():
-        for chunk in images.split(batch_size):
+        for chunk in progress_bar(images.split(batch_size), desc="ELBO", unit="batch"):
             terms = model.elbo(chunk)
             for key in totals:
                 totals[key] += float(terms[key].double().sum())
-        log_px = torch.cat([model.importance_log_likelihood(chunk, num_samples) for chunk in images[:iw_limit].split(100)])
+        log_px = torch.cat([model.importance_log_likelihood(chunk, num_samples) for chunk in
+                            progress_bar(images[:iw_limit].split(100), desc=f"log p(x), {num_samples} samples", unit="batch")])
     n = images.shape[0]
     return {
         "elbo": totals["elbo"] / n,

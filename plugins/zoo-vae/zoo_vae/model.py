@@ -13,7 +13,7 @@ between diagonal Gaussians (Appendix B of the paper).
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from torch import nn
 
 from zoo_core.config import ZooConfig
 from zoo_core.generator import Generator
+from zoo_core.noise import GeneratorArg, randn_tensor
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -152,11 +153,15 @@ class VAE(Generator):
             "kl": terms["kl"].mean().detach(),
         }
 
+    sampler_options = {"temperature": "scale of the prior's standard deviation, z ~ N(0, T^2 I) (default 1.0)"}
+
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
-        """z ~ N(0, I) -> the decoder's mean, (n, C, H, W) in [0, 1]."""
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device, dtype=self.dtype)
-        return self.decode(z).float()
+    def sample(self, n: int, *, generator: GeneratorArg = None, **options: Any) -> torch.Tensor:
+        """z ~ N(0, I) -> the decoder's mean, (n, C, H, W) in [0, 1]. ``generator``: a
+        torch.Generator on any device, or a list of n (one per sample)."""
+        self.check_sampler_options(options)
+        z = randn_tensor((n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype)
+        return self.decode(float(options.get("temperature", 1.0)) * z).float()
 
     def example_batch(self, batch_size: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.rand(batch_size, *self.image_shape, generator=generator)

@@ -4,6 +4,16 @@ from zoo_core.plugins import hookimpl
 from zoo_core.specs import FamilySpec, MetricSpec
 
 
+CITATION = """@inproceedings{kingma2014autoencoding,
+  title = {Auto-Encoding Variational {Bayes}},
+  author = {Kingma, Diederik P. and Welling, Max},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2014},
+  eprint = {1312.6114},
+  archivePrefix = {arXiv}
+}"""
+
+
 @hookimpl
 def zoo_register_families(register):
     register(
@@ -14,6 +24,8 @@ def zoo_register_families(register):
             description="Variational autoencoder (Kingma & Welling 2013): Gaussian encoder, ELBO, z ~ N(0, I) sampling",
             dataset="mnist",
             tiny_config={"hidden_dim": 32, "latent_dim": 4},
+            papers=("1312.6114",),
+            citation=CITATION,
         )
     )
 

@@ -1,6 +1,7 @@
 """The simplest image generator there is: every pixel an independent Gaussian."""
 
 import math
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -8,6 +9,7 @@ from torch import nn
 
 from zoo_core.config import ZooConfig
 from zoo_core.generator import Generator
+from zoo_core.noise import GeneratorArg, randn_tensor
 
 
 class PixelGaussianConfig(ZooConfig):
@@ -31,10 +33,17 @@ class PixelGaussian(Generator):
         nll = self.log_sigma + 0.5 * ((batch - self.mu) / self.log_sigma.exp()) ** 2 + 0.5 * math.log(2 * math.pi)
         return {"loss": nll.sum(dim=(1, 2, 3)).mean()}
 
-    def sample(self, n, *, generator=None, **options):
-        self.check_sampler_options(options)  # it takes none: a misspelt option is an error, not ignored
-        noise = torch.randn((n, *self.mu.shape), generator=generator, device=self.mu.device)
-        return (self.mu + self.log_sigma.exp() * noise).clamp(0, 1)
+    # Every keyword option of ``sample`` is declared here, with one line of help: ``zoo sample
+    # --option`` lists them, and check_sampler_options refuses any other name (with a suggestion).
+    sampler_options = {"temperature": "scale of every pixel's standard deviation (default 1.0)"}
+
+    def sample(self, n: int, *, generator: GeneratorArg = None, **options: Any) -> torch.Tensor:
+        self.check_sampler_options(options)
+        # randn_tensor draws on the generator's device, then moves: a seeded CPU generator gives the
+        # same samples on any device; a list of n generators gives one per sample.
+        noise = randn_tensor((n, *self.mu.shape), generator=generator, device=self.mu.device, dtype=self.mu.dtype)
+        sigma = float(options.get("temperature", 1.0)) * self.log_sigma.exp()
+        return (self.mu + sigma * noise).clamp(0, 1)
 
     def example_batch(self, batch_size, *, generator=None):
         return torch.rand((batch_size, *self.mu.shape), generator=generator)
