@@ -202,7 +202,7 @@ def test_zoo_convert_writes_a_zoo_folder_with_a_card_naming_the_source(tmp_path)
     src = save(unet, tmp_path / "src", "pipeline")
     result = run_zoo("convert", str(src), str(tmp_path / "out"), check=True)
     assert "diffusers format" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
     assert str(src) in (tmp_path / "out" / "README.md").read_text()
     assert relative_error(zoo.load(tmp_path / "out", device="cpu"), unet) < 1e-5
     again = run_zoo("convert", str(src), str(tmp_path / "out"))

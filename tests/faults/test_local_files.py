@@ -35,7 +35,7 @@ def test_save_pretrained_writes_checksums_that_sha256sum_understands(tmp_path):
     line = (folder / "SHA256SUMS").read_text()
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     assert line == f"{digest}  model.safetensors\n"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors", "samples.png"]
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True)
     assert check.returncode == 0 and "model.safetensors: OK" in check.stdout
 
@@ -100,6 +100,6 @@ def test_disk_full_during_save_pretrained_keeps_the_previous_save(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["error"] and report["error"].startswith(f"disk full while saving to {folder}"), report
     assert "nothing there was changed" in report["error"]
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors", "samples.png"]
     assert _same(zoo.load(folder, device="cpu"), _model(0)), "the first save is intact"
     assert json.loads((folder / "config.json").read_text())["family"] == sorted(zoo.families())[0]

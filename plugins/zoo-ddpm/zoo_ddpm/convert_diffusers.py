@@ -313,7 +313,8 @@ def load_diffusers(folder, *, source: Optional[str] = None):
 def convert(src_folder, out_folder, *, source: str, revision: Optional[str] = None) -> None:
     """Write the zoo folder (config.json, model.safetensors, README.md) of a diffusers checkpoint."""
     model = load_diffusers(src_folder, source=source)
-    out = model.save_pretrained(out_folder)
+    # no preview image: sampling a converted model (35.7M to 114M parameters) costs minutes on a CPU
+    out = model.save_pretrained(out_folder, sample_image=False)
     where = f"{source} at revision {revision}" if revision else source
     lines = ["", "## Source", "",
              f"Converted from the diffusers checkpoint {where} by zoo-ddpm's `diffusers` converter "
