@@ -33,7 +33,7 @@ def test_render_shows_a_progress_bar_unless_quiet(tmp_path, quiet):
     flags = [] if quiet == "TQDM_DISABLE" else quiet
     result = run_zoo("render", "nerf-lego", "--frames", "2", "--size", "8x8", "-o", str(tmp_path / "t.gif"), *flags,
                      env=env, check=True)
-    bar = re.search(r"render nerf-lego: .*2/2 .*frame", result.stderr)
+    bar = re.search(r"render nerf-lego: .*[0-2]/2 .*frame", result.stderr)  # the bar may close before 2/2 is drawn
     assert bool(bar) == (quiet == []), result.stderr
     assert (tmp_path / "t.gif").is_file()
 

@@ -59,7 +59,10 @@ def _parse_assignments(items: Sequence[str], flag: str) -> dict[str, Any]:
 def cmd_list(args) -> int:
     from . import listing
 
-    snapshot = listing.load()  # the last full read, when nothing it came from has changed
+    live = sys.modules.get("zoo_core.catalog")
+    # the last full read, when nothing it came from has changed; a catalog this process already
+    # built (zoo.main called from Python after using the API) is the truth, so it wins
+    snapshot = None if live is not None and live._catalog is not None else listing.load()
     if snapshot is None:
         from .catalog import catalog
         from .checks import catalog_problems

