@@ -158,9 +158,10 @@ def test_the_exported_card_says_how_the_model_was_trained(tmp_path):
                      export={"dataset": "ylecun/mnist", "license": "cc-by-sa-3.0"}).fit()
     card = (tmp_path / "model" / "README.md").read_text()
     training = card[card.index("## Training"):card.index("## Config")]
-    assert "| dataset | ylecun/mnist |" in training and "| license | cc-by-sa-3.0 |" in training
-    assert "| trainer | accelerate (zoo train) |" in training and "| steps | 6 |" in training
-    assert "| hardware | 1 process x cpu (" in training and " s of training |" in training
-    assert f"loss = {result.last_losses['loss']:.5g}" in training
-    hyperparameters = json.loads(training.split("```json")[1].split("```")[0])
-    assert hyperparameters == config.model_dump(mode="json")
+    assert "- Dataset: ylecun/mnist" in training and "- License: cc-by-sa-3.0" in training
+    assert "- Trainer: accelerate (zoo train)" in training and "- Steps: 6" in training
+    assert "- Hardware: 1 process x cpu (" in training and " s of training" in training
+    assert f"  - `loss`: {result.last_losses['loss']:.6g}" in training
+    for key, value in config.model_dump(mode="json").items():  # every hyperparameter, as trained
+        shown = json.dumps(value) if isinstance(value, (list, dict)) else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        assert f"  - `{key}`: {shown}" in training, key

@@ -22,7 +22,8 @@ _ENVIRONMENT = ("ZOO_PLUGINS", "ZOO_DISABLE_PLUGIN_AUTOLOAD")
 
 
 def _disabled() -> bool:
-    return os.environ.get("ZOO_NO_CATALOG_CACHE", "").strip() not in ("", "0")
+    # with ZOO_TRACE_HOOKS the user wants to see the hooks run, which a snapshot would skip
+    return any(os.environ.get(name, "").strip() not in ("", "0") for name in ("ZOO_NO_CATALOG_CACHE", "ZOO_TRACE_HOOKS"))
 
 
 def _path() -> Path:
