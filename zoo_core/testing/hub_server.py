@@ -116,6 +116,21 @@ class HubError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request's body, sent with Content-Length or chunked (as huggingface_hub's uploads are)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().strip().split(b";")[0], 16)
+            if size == 0:
+                handler.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "zoo-test-hub/0.1"
     protocol_version = "HTTP/1.0"  # one request per connection: stopping the server really cuts clients off
@@ -130,17 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return read_body(self)
 
     def _send(self, status: int, body: bytes = b"", headers: Optional[dict] = None, head: bool = False) -> None:
         self.send_response(status)
