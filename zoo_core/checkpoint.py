@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ZooError
+from .errors import DiskFullError, ZooError  # noqa: F401 (DiskFullError re-exported)
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "state.json"
@@ -31,10 +31,6 @@ _TMP_PREFIX = ".tmp-"
 
 class CheckpointError(ZooError, ValueError):
     """A checkpoint that cannot be used: incomplete, corrupt, foreign, or from other settings."""
-
-
-class DiskFullError(ZooError, OSError):
-    """The disk (or a size limit) ran out while writing; the message names the folder."""
 
 
 class RunLockedError(ZooError):
@@ -99,6 +95,8 @@ def is_disk_full(error: BaseException) -> bool:
     """ENOSPC, EDQUOT or EFBIG, raised as ``OSError`` or inside a library's error (safetensors
     reports "I/O error: No space left on device (os error 28)")."""
     codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if isinstance(error, DiskFullError):  # already reported (save_pretrained's staged save)
+        return True
     if isinstance(error, OSError):
         return error.errno in codes
     match = re.search(r"os error (\d+)", str(error))

@@ -714,7 +714,11 @@ class LoopTrainer(Trainer):
             tmp = self.out_dir / f".tmp-{EXPORT}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
-                final.save_pretrained(tmp, **self.export, **({"training": training} if training else {}))
+                from .generator import _folder_name
+
+                # the card is named after the run, not after the temporary folder it is written into
+                card = {"name": _folder_name(export_dir)} if not (self.export.get("name") or self.export.get("repo_id")) else {}
+                final.save_pretrained(tmp, **card, **self.export, **({"training": training} if training else {}))
                 for file in tmp.iterdir():
                     ckpt.fsync_path(file)
                 shutil.rmtree(export_dir, ignore_errors=True)
