@@ -285,6 +285,11 @@ def catalog() -> Catalog:
     return _catalog
 
 
+def loaded() -> bool:
+    """Whether this process has built the catalog (``zoo list`` then trusts it over its snapshot)."""
+    return _catalog is not None
+
+
 def reset() -> None:
     global _catalog
     _catalog = None

@@ -62,7 +62,7 @@ def cmd_list(args) -> int:
     live = sys.modules.get("zoo_core.catalog")
     # the last full read, when nothing it came from has changed; a catalog this process already
     # built (zoo.main called from Python after using the API) is the truth, so it wins
-    snapshot = None if live is not None and live._catalog is not None else listing.load()
+    snapshot = None if live is not None and live.loaded() else listing.load()
     if snapshot is None:
         from .catalog import catalog
         from .checks import catalog_problems

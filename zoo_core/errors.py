@@ -48,6 +48,18 @@ class UnknownOptionError(ZooError, TypeError):
     ones and the closest match. A ``TypeError``, like Python's own unexpected-keyword error."""
 
 
+def unknown_options(unknown, valid) -> str:
+    """``'num_inference_step' (did you mean num_inference_steps?), 'x'``: each unknown option name
+    with its closest valid one, for an ``UnknownOptionError`` message."""
+    import difflib
+
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return ", ".join(hints)
+
+
 class DiskFullError(ZooError, OSError):
     """A write failed because the disk (or the file size limit) is full; the message names the folder."""
 

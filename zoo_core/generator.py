@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, ZooConfig
-from .errors import UnknownOptionError, WeightsError
+from .errors import UnknownOptionError, WeightsError, unknown_options
 from .integrity import atomic_save
 from .noise import GeneratorArg
 
@@ -72,15 +72,9 @@ class Generator(nn.Module, abc.ABC):
         unknown = [name for name in options if name not in cls.sampler_options]
         if not unknown:
             return
-        import difflib
-
         valid = sorted(cls.sampler_options)
-        problems = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, valid, n=1)
-            problems.append(f"{name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
         raise UnknownOptionError(
-            f"{cls.family} samplers take no option {', '.join(problems)}; valid options: "
+            f"{cls.family} samplers take no option {unknown_options(unknown, valid)}; valid options: "
             f"{', '.join(valid) or 'none'}"
         )
 
@@ -189,9 +183,9 @@ class Generator(nn.Module, abc.ABC):
         directory = Path(save_directory)
         if name is None and not repo_id and self.catalog_entry is None:
             name = _folder_name(directory)  # the real folder's name, not the staging folder's
-        self._save_files(directory, name=name, metrics=metrics, dataset=dataset, license=license,
+        self._save_files(directory, dtype=dtype, name=name, metrics=metrics, dataset=dataset, license=license,
                          license_name=license_name, license_link=license_link, training=training, repo_id=repo_id,
-                         dtype=dtype, sample_image=sample_image)
+                         sample_image=sample_image)
         if push_to_hub:
             from .hub import push_folder
 
@@ -199,8 +193,8 @@ class Generator(nn.Module, abc.ABC):
         return directory
 
     @atomic_save  # staged, then moved into place with a SHA256SUMS file; disk full -> DiskFullError
-    def _save_files(self, directory: Path, *, name, metrics, dataset, license, license_name, license_link, training,
-                    repo_id, dtype, sample_image) -> Path:
+    def _save_files(self, directory: Path, *, dtype: Optional[torch.dtype], **card: Any) -> Path:
+        """The files of ``save_pretrained``; ``card`` are ``write_card``'s keywords."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -214,11 +208,7 @@ class Generator(nn.Module, abc.ABC):
         save_file(state, directory / WEIGHTS_NAME, metadata={"format": "pt", "family": self.family})
         _use_umask(directory / WEIGHTS_NAME)
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        self.write_card(
-            directory, config=config, name=name, metrics=metrics, dataset=dataset, license=license,
-            license_name=license_name, license_link=license_link, training=training, repo_id=repo_id,
-            sample_image=sample_image,
-        )
+        self.write_card(directory, config=config, **card)
         return directory
 
     def write_card(

@@ -128,16 +128,10 @@ def _check_options(function: Any, options: Mapping[str, Any], what: str, *, flag
                    and n not in ("path", "split"))
     unknown = [name for name in options if name not in valid]
     if unknown:
-        import difflib
+        from .errors import UnknownOptionError, unknown_options
 
-        from .errors import UnknownOptionError
-
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hints.append(f"{name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
         raise UnknownOptionError(
-            f"{what} takes no option {', '.join(hints)}; its {flag} options: {', '.join(valid) or 'none'}"
+            f"{what} takes no option {unknown_options(unknown, valid)}; its {flag} options: {', '.join(valid) or 'none'}"
         )
 
 
