@@ -100,6 +100,14 @@ class Generator(nn.Module, abc.ABC):
             )
         }
 
+    def steps_per_optimizer(self) -> Mapping[str, int]:
+        """How many times each named optimizer steps in one training step, each time on its own
+        batch (e.g. ``{"discriminator": k}`` for k discriminator steps per generator step). Names
+        left out step once. A training step then takes ``n`` batches, ``n`` the largest count; an
+        optimizer that steps ``r`` times does so on the last ``r`` of them, and on each batch the
+        optimizers run in ``configure_optimizers``' order. Default: every optimizer once, on one batch."""
+        return {}
+
     def on_fit_end(self, batches: Iterable[Any]) -> None:
         """Called once after training, on the main process, with the (unwrapped) model and an
         iterable of training batches, before the model is exported. Default: nothing."""

@@ -102,6 +102,11 @@ class Trainer(abc.ABC):
       optimizer in its order ``model.training_step(batch, optimizer=name)``, backpropagate its
       ``"loss"`` and step that optimizer; ``train.steps`` optimizer steps in all, with the learning
       rate schedule, warm-up, gradient accumulation and clipping that ``train`` asks for;
+    * where ``model.steps_per_optimizer()`` asks an optimizer to step ``r`` times per training step
+      (a GAN's k discriminator steps), give each of those steps its own batch: a training step takes
+      ``n`` batches (the largest ``r``), an optimizer with ``r`` steps runs on the last ``r`` of them,
+      in ``configure_optimizers``' order on each batch; ``train.steps`` and the learning rate
+      schedule count training steps (a schedule factor changes once per training step);
     * seed Python, numpy and torch with ``train.seed`` and draw the data order from it, so that a
       run is reproducible;
     * stop at the first non-finite loss or gradient naming the step and the losses (or, with
@@ -235,6 +240,13 @@ def lr_lambda(train: TrainConfig):
 _lr_lambda = lr_lambda  # the name earlier code imported
 
 
+def _every(count: int, factor):
+    def per_training_step(optimizer_steps: int) -> float:
+        return factor(optimizer_steps // count)
+
+    return per_training_step
+
+
 def latest_checkpoint(out_dir: str | Path) -> Optional[Path]:
     """The newest complete checkpoint folder in ``out_dir/checkpoints`` (``None`` if there is none)."""
     return next((found.path for found in ckpt.scan(Path(out_dir)) if found.problem is None), None)
@@ -292,8 +304,11 @@ class LoopTrainer(Trainer):
       Generator on its device) and ``self._batches_per_epoch``;
     * ``_batches(epoch, skip)``: the batches of ``epoch`` after the first ``skip``, as
       ``(batch, is_last_of_epoch)``;
-    * ``_train_on_batch(batch, is_last)``: forward and backward for every optimizer; at an
-      optimizer step call ``self._allow_step(name, out, grad_norm)`` before stepping. Returns
+    * ``_train_on_batch(batch, is_last, optimizers=None)``: forward and backward for every
+      optimizer (or only those named in ``optimizers``, which the loop passes when the model's
+      ``steps_per_optimizer`` makes a training step span several batches); at an optimizer step
+      call ``self._allow_step(name, out, grad_norm)`` before stepping; build the learning rate
+      schedulers with ``self._lr_schedulers(optimizers)``. Returns
       ``(losses, stepped)``: the losses (tensors), and whether an optimizer step completed
       (``False`` while accumulating or when a non-finite batch was skipped);
     * and, for several processes, ``process_index``, ``num_processes``, ``_barrier`` and
@@ -332,6 +347,33 @@ class LoopTrainer(Trainer):
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
+
+    def _step_plan(self, names: list[str]) -> list[tuple[str, ...]]:
+        """The optimizers that run on each batch of a training step (see ``steps_per_optimizer``)."""
+        counts = {name: 1 for name in names}
+        asked = dict(self.model.steps_per_optimizer())
+        unknown = sorted(set(asked) - set(names))
+        if unknown:
+            raise ValueError(f"{type(self.model).__name__}.steps_per_optimizer names {', '.join(map(repr, unknown))}, "
+                             f"not optimizers of configure_optimizers ({', '.join(names)})")
+        for name, count in asked.items():
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"{type(self.model).__name__}.steps_per_optimizer()[{name!r}] must be an integer >= 1, got {count!r}")
+            counts[name] = count
+        n = max(counts.values())
+        if n > 1 and self.train.grad_accum_steps > 1:
+            raise UnsupportedTrainingError(
+                f"grad_accum_steps > 1 is not supported when an optimizer steps several times per training step "
+                f"({', '.join(f'{k}: {v}' for k, v in asked.items())})")
+        return [tuple(name for name in names if j >= n - counts[name]) for j in range(n)]
+
+    def _lr_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> list[torch.optim.lr_scheduler.LambdaLR]:
+        """One ``LambdaLR`` per optimizer, following ``train``'s schedule in training steps: an
+        optimizer that steps r times per training step moves along it once every r of its steps."""
+        counts = {name: sum(name in names for names in self._step_plan(list(optimizers))) for name in optimizers}
+        factor = lr_lambda(self.train)
+        return [torch.optim.lr_scheduler.LambdaLR(optimizer, factor if counts[name] == 1 else _every(counts[name], factor))
+                for name, optimizer in optimizers.items()]
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
@@ -391,14 +433,23 @@ class LoopTrainer(Trainer):
         start = last_checkpoint_time = self._segment_start = time.perf_counter()
         start_step, last, written = progress.step, {}, found.path if found else None
         written_step = found.step if found else None
+        plan = self._step_plan(list(self._optimizers))
+        position = 0  # the batch of the training step (of len(plan)) that comes next
         self._model.train()
         while progress.step < train.steps:
             epoch, offset = divmod(progress.micro_step, self._batches_per_epoch)
             for batch, is_last in self._batches(epoch, offset):
-                losses, stepped = self._train_on_batch(batch, is_last)
+                if len(plan) == 1:
+                    losses, stepped = self._train_on_batch(batch, is_last)
+                else:
+                    losses, stepped = self._train_on_batch(batch, is_last, optimizers=plan[position])
                 progress.micro_step += 1
                 if not stepped:
                     continue
+                position += 1
+                if position < len(plan):
+                    continue
+                position = 0
                 progress.step += 1
                 if self._ema is not None:
                     self._ema.update_parameters(model)

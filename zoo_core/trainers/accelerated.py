@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..generator import Generator
-from ..trainer import LoopTrainer, UnsupportedTrainingError, lr_lambda
+from ..trainer import LoopTrainer, UnsupportedTrainingError
 
 
 class _TrainingStep(nn.Module):
@@ -144,7 +144,7 @@ class AccelerateTrainer(LoopTrainer):
         if len(loader) == 0:
             raise ValueError(f"the dataset has {len(self.dataset)} items, fewer than one batch of {train.batch_size}")
         names = list(self.optimizers)
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(train)) for o in self.optimizers.values()]
+        schedulers = self._lr_schedulers(self.optimizers)
         prepared = accelerator.prepare(_TrainingStep(self.model), *self.optimizers.values(), loader, *schedulers)
         self._step_module = prepared[0]
         self._optimizers = dict(zip(names, prepared[1 : 1 + len(names)]))
@@ -159,13 +159,15 @@ class AccelerateTrainer(LoopTrainer):
         for batch in loader:
             yield batch, False  # Accelerate tracks the end of the epoch itself
 
-    def _train_on_batch(self, batch: Any, is_last: bool) -> tuple[dict[str, torch.Tensor], bool]:
-        accelerator, clip, optimizers = self.accelerator, self.train.max_grad_norm, self._optimizers
+    def _train_on_batch(self, batch: Any, is_last: bool, optimizers: Optional[Sequence[str]] = None) -> tuple[dict[str, torch.Tensor], bool]:
+        accelerator, clip, names, optimizers = self.accelerator, self.train.max_grad_norm, optimizers, self._optimizers
         check_gradients = self.train.mixed_precision != "fp16"  # fp16's loss scaler skips overflowing steps itself
         losses: dict[str, torch.Tensor] = {}
         stepped = True
         with accelerator.accumulate(self._step_module):
             for (name, optimizer), scheduler in zip(optimizers.items(), self._schedulers):
+                if names is not None and name not in names:
+                    continue
                 if len(optimizers) > 1:
                     self._step_module.zero_grad(set_to_none=True)  # the other optimizer's pass left gradients here
                 out = self._step_module(batch, optimizer=name)

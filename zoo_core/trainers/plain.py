@@ -8,12 +8,12 @@ CPU process, so the two give bit-identical weights (``tests/test_trainer_plain.p
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
-from ..trainer import LoopTrainer, UnsupportedTrainingError, lr_lambda, to_device
+from ..trainer import LoopTrainer, UnsupportedTrainingError, to_device
 
 
 class PlainTrainer(LoopTrainer):
@@ -56,7 +56,7 @@ class PlainTrainer(LoopTrainer):
             raise ValueError(f"the dataset has {len(self.dataset)} items, fewer than one batch of {train.batch_size}")
         self._model = self.model.to(self.device)
         self._optimizers = self.optimizers
-        self._schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda(train)) for o in self._optimizers.values()]
+        self._schedulers = self._lr_schedulers(self._optimizers)
         self._order = torch.Generator()
         self._accumulated = 0
 
@@ -69,14 +69,16 @@ class PlainTrainer(LoopTrainer):
         for index, batch in enumerate(loader, start=skip):
             yield to_device(batch, self.device), index == count - 1
 
-    def _train_on_batch(self, batch: Any, is_last: bool) -> tuple[dict[str, torch.Tensor], bool]:
-        train, optimizers, model = self.train, self._optimizers, self._model
+    def _train_on_batch(self, batch: Any, is_last: bool, optimizers: Optional[Sequence[str]] = None) -> tuple[dict[str, torch.Tensor], bool]:
+        train, optimizers, model, names = self.train, self._optimizers, self._model, optimizers
         accumulate = train.grad_accum_steps
         # an optimizer step every grad_accum_steps batches, and at the end of each epoch
         sync = self._accumulated + 1 == accumulate or is_last
         losses: dict[str, torch.Tensor] = {}
         stepped = sync
         for (name, optimizer), scheduler in zip(optimizers.items(), self._schedulers):
+            if names is not None and name not in names:
+                continue
             if len(optimizers) > 1:
                 model.zero_grad(set_to_none=True)
             out = model.training_step(batch, optimizer=name)

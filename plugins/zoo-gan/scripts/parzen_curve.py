@@ -1,0 +1,94 @@
+"""Parzen log-likelihood of the checkpoints of a ``zoo train`` GAN run: the curve behind the catalog numbers.
+
+For each checkpoint (``RUN/checkpoints/step_*``), load the generator (the EMA's weights when the run
+kept an EMA, else the raw ones) and measure ``zoo_gan.metrics.parzen``: ``--samples`` samples,
+sigma chosen on the last 1,000 MNIST training images (held out by ``--data-option limit=50000``),
+the mean log-density of the test images with its standard error. Appends one JSON line per
+checkpoint to ``RUN/parzen.jsonl`` and skips steps already there.
+
+    python plugins/zoo-gan/scripts/parzen_curve.py runs/gan-mnist --data ../shared/data/mnist [--samples 10000] [--test-limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def generator_at(checkpoint: Path, config: dict, raw: bool = False):
+    """The GAN of ``config`` with the weights of ``checkpoint`` (its EMA unless ``raw``)."""
+    import torch
+    from safetensors.torch import load_file
+
+    import zoo
+
+    model = zoo.build("gan", config)
+    ema = checkpoint / "ema.safetensors"
+    if ema.is_file() and not raw:
+        state = {k.removeprefix("module."): v for k, v in load_file(ema).items() if k.startswith("module.")}
+    else:
+        state = load_file(checkpoint / "model.safetensors")
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False).to(torch.float32)
+
+
+def parzen_with_error(model, data, num_samples: int, test_limit, groups: int = 100) -> dict[str, float]:
+    """``zoo_gan.metrics.parzen``'s protocol (same seed, centres, validation split and sigma grid,
+    so the same number) plus its standard error: the spread of the mean over ``groups`` equal groups
+    of test images (batch means; the images are independent) over sqrt(groups)."""
+    import torch
+
+    from zoo_core.datasets import load_mnist
+    from zoo_gan.metrics import DEFAULT_SIGMAS, parzen_log_likelihood
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        centres = torch.cat([model.sample(min(1000, num_samples - i), generator=generator).float().flatten(1)
+                             for i in range(0, num_samples, 1000)])
+    validation = load_mnist(data, split="train").tensors()[-1000:].flatten(1)
+    test = load_mnist(data, split="test", limit=test_limit).tensors().flatten(1)
+    validation_ll = parzen_log_likelihood(validation, centres, DEFAULT_SIGMAS)
+    sigma = DEFAULT_SIGMAS[int(validation_ll.argmax())]
+    sizes = [len(part) for part in test.chunk(groups)]
+    means = torch.stack([parzen_log_likelihood(part, centres, [sigma])[0] for part in test.chunk(groups)])
+    mean = float((means * torch.tensor(sizes, dtype=means.dtype)).sum() / sum(sizes))
+    return {"parzen_log_likelihood": mean, "parzen_standard_error": float(means.std() / len(means) ** 0.5),
+            "parzen_sigma": float(sigma), "parzen_validation_log_likelihood": float(validation_ll.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--test-limit", type=int, default=None, help="only the first N test images (exploring)")
+    parser.add_argument("--raw", action="store_true", help="the raw weights, not the EMA's")
+    parser.add_argument("--every", type=int, default=1, help="only every N-th checkpoint step (by 'step' value / N)")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    out = args.run / ("parzen-raw.jsonl" if args.raw else "parzen.jsonl")
+    done = set()
+    if out.is_file():
+        done = {(r["step"], r["num_samples"], r["test_limit"]) for r in map(json.loads, out.read_text().splitlines())}
+    for checkpoint in sorted((args.run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1])):
+        manifest = json.loads((checkpoint / "state.json").read_text())
+        step = int(checkpoint.name.split("_")[1])
+        if (step, args.samples, args.test_limit) in done or step % args.every:
+            continue
+        model = generator_at(checkpoint, manifest["model_config"], raw=args.raw)
+        start = time.perf_counter()
+        result = parzen_with_error(model, args.data, args.samples, args.test_limit)
+        row = {"step": step, "num_samples": args.samples, "test_limit": args.test_limit, "ema": not args.raw,
+               **{k: round(v, 4) for k, v in result.items()}, "eval_s": round(time.perf_counter() - start, 1)}
+        print(json.dumps(row), flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
