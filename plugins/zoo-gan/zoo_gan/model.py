@@ -30,6 +30,7 @@ from torch import nn
 from zoo_core.config import TrainConfig, ZooConfig
 from zoo_core.generator import Generator
 from zoo_core.noise import GeneratorArg, randn_tensor
+from zoo_core.optim import build_optimizer
 
 
 class GANConfig(ZooConfig):
@@ -85,6 +86,10 @@ class GANConfig(ZooConfig):
     generator_loss: Literal["non_saturating", "minimax"] = Field(
         "non_saturating",
         description="'non_saturating': G minimizes -log D(G(z)); 'minimax': G minimizes log(1 - D(G(z))) (saturates early on).",
+    )
+    discriminator_loss_scale: Optional[float] = Field(
+        None, gt=0, description="Multiplies D's loss; pylearn2's GAN (AdversaryCost2) used 0.5, the mean of its real and "
+                                "fake terms. None: 1 (the sum, Eq. 1).",
     )
     discriminator_steps: int = Field(1, ge=1, description="k: discriminator steps (each on its own batch) per generator step.")
     final_momentum: Optional[float] = Field(
@@ -271,19 +276,16 @@ class GAN(Generator):
         return {"discriminator": self.config.discriminator_steps}
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        """One optimizer for D, then one for G, as ``train`` asks (DCGAN: Adam with betas (0.5, 0.999);
-        the paper: SGD with momentum). With ``final_momentum`` the momentum of both ramps up."""
+        """One optimizer for D, then one for G, as ``train`` names it (``zoo_core.optim.build_optimizer``;
+        DCGAN: Adam with betas (0.5, 0.999); the paper: SGD with momentum). With ``final_momentum``
+        the momentum of both ramps up."""
         self._require_discriminator()
-        optimizers = {"discriminator": self._optimizer(self.discriminator, train),
-                      "generator": self._optimizer(self.generator, train)}
+        optimizers = {"discriminator": build_optimizer(self.discriminator.parameters(), train),
+                      "generator": build_optimizer(self.generator.parameters(), train)}
         if self.config.final_momentum is not None:
             for optimizer in optimizers.values():
                 ramp_momentum(optimizer, self.config.final_momentum, self.config.momentum_ramp_steps)
         return optimizers
-
-    @staticmethod
-    def _optimizer(module: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay)
 
     def training_step(self, batch, *, optimizer: str = "discriminator") -> dict[str, torch.Tensor]:
         """``optimizer="discriminator"``: descend -V in D (plus the R1 penalty); ``"generator"``: the generator loss."""
@@ -297,7 +299,7 @@ class GAN(Generator):
                 x = x.detach().requires_grad_(True)
             real_logits = self.discriminator(x)
             fake_logits = self.discriminator(self.generator(z).detach())
-            out = {"loss": discriminator_loss(real_logits, fake_logits)}
+            out = {"loss": discriminator_loss(real_logits, fake_logits) * (self.config.discriminator_loss_scale or 1.0)}
             if gamma:
                 out["r1"] = r1_penalty(real_logits, x)
                 out["loss"] = out["loss"] + gamma / 2 * out["r1"]
