@@ -70,6 +70,9 @@ def main() -> None:
 
     import torch
 
+    from zoo_core.progress import set_quiet
+
+    set_quiet(True)
     torch.set_num_threads(1)
     out = args.run / ("parzen-raw.jsonl" if args.raw else "parzen.jsonl")
     done = set()
