@@ -195,6 +195,8 @@ def test_zoo_ship_refuses_weights_that_do_not_reproduce_their_metrics(tmp_path):
     assert entry["weights"]["sha256"]["config.json"] == (  # same config, same bytes
         __import__("hashlib").sha256((source / "config.json").read_bytes()).hexdigest())
     assert (tmp_path / "catalog-entries.yaml").read_text().startswith("# entries\n")
+    card = (package / "weights" / "ae-mnist" / "README.md").read_text()
+    assert "- name: ae-mnist\n" in card  # the card's model-index names the catalog entry, not a temporary folder
     again = run_zoo("ship", *common, "--dtype", "float16")
     assert again.returncode == 2 and "exists; shipped weights are not replaced unless you pass --force" in again.stderr
     typo = run_zoo("ship", *common, "--force", "--keep", "recon_eror")
