@@ -3,8 +3,10 @@ steps: what the Trainer costs a GAN per step (issue #13's target: under 5%).
 
 Three sides, interleaved round by round in one process so that they share the machine's load:
 
-* ``bare``: the loop one writes by hand (the GAN family's networks and losses, Adam(0.5, 0.999) for
-  D and G, a D step then a G step on batches drawn by indexing the image tensor, an EMA of G's weights);
+* ``bare``: the loop one writes by hand around the same model: batches drawn by indexing the image
+  tensor, Adam(0.5, 0.999) for D and for G, ``model.training_step(x, optimizer="discriminator")``,
+  backward, step, then the same for ``"generator"`` (so both sides compute exactly the same losses:
+  the family draws fresh noise for G's step), and an EMA of G's weights;
 * ``accelerate``: ``zoo.trainer("accelerate")`` (the default ``zoo train`` engine) on the same model;
 * ``plain``: ``zoo.trainer("plain")``.
 
@@ -23,10 +25,10 @@ import statistics
 import tempfile
 import time
 
-CASES = {  # label: model config (batch 64, Adam 2e-4 (0.5, 0.999), EMA 0.999, as the gan-mnist recipe)
-    "gan-mnist recipe (DCGAN 64, spectral-norm D)": {"architecture": "dcgan", "latent_dim": 64, "hidden_dim": 64,
+CASES = {  # label: model config (batch 64, Adam 2e-4 (0.5, 0.999), EMA 0.999, as the recipes)
+    "gan-mnist recipe (MLP 256-512-1024, 3.0M parameters)": {"architecture": "mlp", "latent_dim": 100, "hidden_dim": 256},
+    "DCGAN 64, spectral-norm D (0.85M parameters)": {"architecture": "dcgan", "latent_dim": 64, "hidden_dim": 64,
                                                      "discriminator_norm": "spectral_norm", "discriminator_extra_convs": 1},
-    "first gan-mnist (MLP 128, batch norm G)": {"architecture": "mlp", "latent_dim": 100, "hidden_dim": 128},
 }
 BATCH, LR, BETAS, EMA = 64, 2e-4, (0.5, 0.999), 0.999
 
@@ -44,8 +46,6 @@ def bare(config, images, steps: int) -> tuple[float, float]:
     """A hand-written GAN loop; returns (samples/s, final D loss)."""
     import torch
 
-    from zoo_gan.model import discriminator_loss, generator_loss
-
     model = build(config).train()
     G, D = model.generator, model.discriminator
     opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS, foreach=True)
@@ -54,14 +54,12 @@ def bare(config, images, steps: int) -> tuple[float, float]:
     order = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(steps):
-        x = images[torch.randint(0, len(images), (BATCH,), generator=order)] * 2 - 1
-        z = torch.randn(BATCH, config["latent_dim"])
-        fake = G(z)
-        loss_d = discriminator_loss(D(x), D(fake.detach()))
+        x = images[torch.randint(0, len(images), (BATCH,), generator=order)]
+        loss_d = model.training_step(x, optimizer="discriminator")["loss"]
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        loss_g = generator_loss(D(fake))
+        loss_g = model.training_step(x, optimizer="generator")["loss"]
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

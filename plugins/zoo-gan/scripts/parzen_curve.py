@@ -7,6 +7,7 @@ the mean log-density of the test images with its standard error. Appends one JSO
 checkpoint to ``RUN/parzen.jsonl`` and skips steps already there.
 
     python plugins/zoo-gan/scripts/parzen_curve.py runs/gan-mnist --data ../shared/data/mnist [--samples 10000] [--test-limit N]
+    python plugins/zoo-gan/scripts/parzen_curve.py --real --data ../shared/data/mnist   # the ceiling: real images as the samples
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def generator_at(checkpoint: Path, config: dict, raw: bool = False):
         state = load_file(checkpoint / "model.safetensors")
     model.load_state_dict(state)
     return model.eval().requires_grad_(False).to(torch.float32)
+
+
+class RealImages:
+    """Stands in for a model: its "samples" are the first MNIST training images, in order."""
+
+    def __init__(self, data):
+        from zoo_core.datasets import load_mnist
+
+        self.images, self.drawn = load_mnist(data, split="train", limit=50000).tensors(), 0
+
+    def sample(self, n, generator=None):
+        batch = self.images[self.drawn:self.drawn + n]
+        self.drawn += n
+        return batch
 
 
 def parzen_with_error(model, data, num_samples: int, test_limit, groups: int = 100) -> dict[str, float]:
@@ -60,7 +75,8 @@ def parzen_with_error(model, data, num_samples: int, test_limit, groups: int = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?")
+    parser.add_argument("--real", action="store_true", help="score the first training images instead of a run (the ceiling)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--test-limit", type=int, default=None, help="only the first N test images (exploring)")
@@ -74,6 +90,10 @@ def main() -> None:
 
     set_quiet(True)
     torch.set_num_threads(1)
+    if args.real:
+        result = parzen_with_error(RealImages(args.data), args.data, args.samples, args.test_limit)
+        print(json.dumps({"samples": f"the first {args.samples} MNIST training images", **result}))
+        return
     out = args.run / ("parzen-raw.jsonl" if args.raw else "parzen.jsonl")
     done = set()
     if out.is_file():
