@@ -23,7 +23,8 @@ def zoo_register_families(register):
             name="gan",
             config="zoo_gan.model:GANConfig",
             model="zoo_gan.model:GAN",
-            description="Generative adversarial nets (Goodfellow et al. 2014): MLP or DCGAN-style G and D",
+            description="Generative adversarial nets (Goodfellow et al. 2014): MLP (the paper's maxout D) or DCGAN G and D, "
+                        "spectral norm or R1, k D steps, generator-only exports",
             dataset="mnist",
             tiny_config={"latent_dim": 8, "hidden_dim": 16},
             papers=("1406.2661",),
