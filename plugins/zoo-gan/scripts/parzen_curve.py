@@ -106,7 +106,8 @@ def main() -> None:
         model = generator_at(checkpoint, manifest["model_config"], raw=args.raw)
         start = time.perf_counter()
         result = parzen_with_error(model, args.data, args.samples, args.test_limit)
-        row = {"step": step, "num_samples": args.samples, "test_limit": args.test_limit, "ema": not args.raw,
+        row = {"step": step, "num_samples": args.samples, "test_limit": args.test_limit,
+               "ema": not args.raw and (checkpoint / "ema.safetensors").is_file(),
                **{k: round(v, 4) for k, v in result.items()}, "eval_s": round(time.perf_counter() - start, 1)}
         print(json.dumps(row), flush=True)
         with open(out, "a") as f:
