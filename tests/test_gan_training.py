@@ -126,3 +126,23 @@ def test_the_export_is_the_generator_only_and_samples_like_the_trained_model(tmp
                                full.sample(4, generator=torch.Generator().manual_seed(3)), rtol=0, atol=0)
     with pytest.raises(ValueError, match="without its discriminator"):
         loaded.training_step(loaded.example_batch(2), optimizer="generator")
+
+
+def test_the_paper_recipe_trains_from_the_catalog_with_its_momentum_ramp_and_resumes_it(tmp_path):
+    from helpers import MNIST, run_zoo
+    from zoo_core import checkpoint as ckpt
+
+    common = ["train", "gan-mnist-paper", "--data", str(MNIST), "--data-option", "limit=400", "--out", str(tmp_path),
+              "--checkpoint-every", "2"]
+    run_zoo(*common, "--steps", "2", check=True)
+    run_zoo(*common, "--steps", "4", "--resume", check=True)
+    last = sorted((tmp_path / "checkpoints").iterdir())[-1]
+    optimizers = ckpt.load_tree(last / "state.safetensors")["optimizers"]
+    for name in ("discriminator", "generator"):
+        group = optimizers[name]["param_groups"][0]
+        # SGD lr 0.1, momentum 0.5 -> 0.7 over 125,000 steps: 4 steps taken, across the resume
+        assert group["lr"] == pytest.approx(0.1) and group["momentum_step"] == 4
+        assert group["momentum"] == pytest.approx(0.5 + 3 / 125000 * 0.2)
+    loaded = zoo.load(tmp_path / "model", device="cpu")
+    assert loaded.config.discriminator_activation == "maxout" and loaded.discriminator is None
+    assert loaded.sample(2).shape == (2, 1, 28, 28)
