@@ -70,17 +70,22 @@ def _classifier():
     return load_classifier()
 
 
+def mnist_test_features(data=None) -> torch.Tensor:
+    """The classifier's features of the 10,000 MNIST test images in ``data`` (computed once per process)."""
+    return _test_features(None if data is None else str(Path(data).resolve()))
+
+
 @lru_cache(maxsize=2)
-def _test_gaussian(data: Optional[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_features(data: Optional[str]) -> torch.Tensor:
     from zoo_core.datasets import load_mnist
 
-    return gaussian_of(classifier_features(load_mnist(data, split="test").tensors()))
+    return classifier_features(load_mnist(data, split="test").tensors())
 
 
 def fid_mnist_of_images(images: torch.Tensor, *, data=None) -> float:
     """fid-mnist of any images (N, 1, 28, 28) in [0, 1] against the 10,000 MNIST test images in ``data``."""
     mu, sigma = gaussian_of(classifier_features(images.clamp(0, 1)))
-    mu_test, sigma_test = _test_gaussian(None if data is None else str(data))
+    mu_test, sigma_test = gaussian_of(mnist_test_features(data))
     return frechet_distance(mu, sigma, mu_test, sigma_test)
 
 
