@@ -38,6 +38,11 @@ SAMPLER_OPTIONS = {"ddpm": {"sampler": "ddim", "num_inference_steps": 20}}
 MARK_BEGIN, MARK_END = "<!-- mnist-table: begin -->", "<!-- mnist-table: end -->"
 
 
+def set_num_samples(n: int) -> None:
+    global NUM_SAMPLES
+    NUM_SAMPLES = n
+
+
 def mnist_entries() -> list[str]:
     import zoo
     from zoo_core.catalog import catalog
@@ -172,7 +177,7 @@ def flow(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def update_catalog(name: str, rows: list[dict]) -> None:
+def update_catalog(name: str, rows: list[dict], root: Path = REPO) -> None:
     """Replace the entry's rows named in CATALOG_METRICS by ``rows`` (one flow-style line each, after its other
     metrics) in every catalog file that holds the entry, keeping the rest of each file as it is."""
     import re
@@ -180,7 +185,7 @@ def update_catalog(name: str, rows: list[dict]) -> None:
 
     import yaml
 
-    for path in [REPO / "registry.yaml", *sorted(REPO.glob("plugins/*/catalog-entries.yaml"))]:
+    for path in [root / "registry.yaml", *sorted(root.glob("plugins/*/catalog-entries.yaml"))]:
         lines = path.read_text().splitlines(keepends=True)
         try:
             start = lines.index(f"  {name}:\n")
@@ -207,7 +212,7 @@ def update_catalog(name: str, rows: list[dict]) -> None:
         text = "".join(lines)
         yaml.safe_load(text)  # still YAML
         path.write_text(text)
-        print(f"{name}: wrote its fid_mnist and parzen rows in {path.relative_to(REPO)}")
+        print(f"{name}: wrote its fid_mnist and parzen rows in {path.relative_to(root)}")
 
 
 def update_readme(path: Path, table: str) -> None:
@@ -232,7 +237,12 @@ def main(argv=None) -> int:
     parser.add_argument("--catalog", action="store_true",
                         help="write the measured entries' fid_mnist and parzen rows into the catalog files")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--num-samples", type=int, default=NUM_SAMPLES,
+                        help=f"samples per model and real images (default {NUM_SAMPLES}, the protocol; fewer: a quick check)")
     args = parser.parse_args(argv)
+    if args.catalog and args.num_samples != NUM_SAMPLES:
+        raise SystemExit(f"--catalog records the protocol's numbers: leave --num-samples at {NUM_SAMPLES}")
+    set_num_samples(args.num_samples)
 
     import torch
 
