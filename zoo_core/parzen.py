@@ -68,8 +68,8 @@ def dataset_images(dataset: str, data, split: str, start: int = 0, stop: Optiona
     items = get_dataset(dataset).load(data, split=split)
     if callable(getattr(items, "tensors", None)):
         return items.tensors()[start:stop]
-    indices = range(len(items))[start:stop]
-    return torch.stack([items[i] if isinstance(items[i], torch.Tensor) else items[i][0] for i in indices])
+    images = [items[i] for i in range(len(items))[start:stop]]
+    return torch.stack([image if isinstance(image, torch.Tensor) else image[0] for image in images])  # (image, label)
 
 
 def parzen_of_images(centres: torch.Tensor, *, data=None, dataset: str = "mnist", num_validation: int = 1000,
@@ -82,8 +82,9 @@ def parzen_of_images(centres: torch.Tensor, *, data=None, dataset: str = "mnist"
     if centres.shape[1] != test.shape[1]:
         from .errors import DataMismatchError
 
-        raise DataMismatchError(f"the samples have {centres.shape[1]} values each, the {dataset} images {test.shape[1]}: "
-                         f"the Parzen metric needs samples of the {dataset} images' shape")
+        raise DataMismatchError(
+            f"the samples have {centres.shape[1]} values each, the {dataset} images {test.shape[1]}: the Parzen metric "
+            f"needs samples of the {dataset} images' shape (--option dataset=NAME picks another registered dataset)")
     validation_ll = parzen_log_likelihood(validation, centres, sigmas)
     best = int(validation_ll.argmax())
     if best in (0, len(sigmas) - 1) and len(sigmas) > 1:
