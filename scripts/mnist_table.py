@@ -131,7 +131,8 @@ def markdown(results: dict, names: list[str], keys: dict) -> str:
         rank += 0 if real else 1
         label = f"*{name}* (floor / ceiling)" if real else f"`{name}`"
         time_taken = "" if real else f"{r['sampling_seconds']:.1f} s"
-        lines.append(f"| {'' if real else rank} | {label} | {r['family']} | {r['sampler']} | {r['fid_mnist']:.2f} | "
+        sampler = r["sampler"] if real else describe_sampler(r["family"], r["sampler_options"])
+        lines.append(f"| {'' if real else rank} | {label} | {r['family']} | {sampler} | {r['fid_mnist']:.2f} | "
                      f"{r['parzen_log_likelihood']:.1f} ± {r['parzen_log_likelihood_stderr']:.1f} | "
                      f"{r['parzen_sigma']:.3f} | {time_taken} |")
     for name, r in rows:
