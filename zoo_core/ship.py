@@ -111,10 +111,11 @@ def metric_rows(name: str, values_by_metric: dict, *, data, options: dict, datas
         command = f"zoo eval {name} --metric {metric}" + (f" --data {data}" if data else "")
         command += "".join(f" --option {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items())
         for key, value in values.items():
-            if keep and key not in keep:
-                continue
-            row = {"name": key, "value": float(f"{value:.6g}"), "dataset": dataset, "split": split,
-                   "command": command, "notes": notes}
+            if keep and key not in keep or key.endswith("_stderr") and key[:-len("_stderr")] in values:
+                continue  # NAME_stderr is the standard error of NAME: a field of its row, not a metric
+            stderr = values.get(f"{key}_stderr")
+            row = {"name": key, "value": float(f"{value:.6g}"), "stderr": None if stderr is None else float(f"{stderr:.3g}"),
+                   "dataset": dataset, "split": split, "command": command, "notes": notes}
             rows.append({k: v for k, v in row.items() if v is not None})
     return rows
 

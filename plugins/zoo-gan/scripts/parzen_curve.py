@@ -3,7 +3,8 @@
 For each checkpoint (``RUN/checkpoints/step_*``), load the generator (the EMA's weights when the run
 kept an EMA, else the raw ones) and measure ``zoo_gan.metrics.parzen``: ``--samples`` samples,
 sigma chosen on the last 1,000 MNIST training images (held out by ``--data-option limit=50000``),
-the mean log-density of the test images with its standard error. Appends one JSON line per
+the mean log-density of the test images with its standard error over the test images (the core's
+``parzen`` metric, as ``zoo eval NAME --metric parzen`` computes it). Appends one JSON line per
 checkpoint to ``RUN/parzen.jsonl`` and skips steps already there.
 
     python plugins/zoo-gan/scripts/parzen_curve.py runs/gan-mnist --data ../shared/data/mnist [--samples 10000] [--test-limit N]
@@ -35,42 +36,23 @@ def generator_at(checkpoint: Path, config: dict, raw: bool = False):
     return model.eval().requires_grad_(False).to(torch.float32)
 
 
-class RealImages:
-    """Stands in for a model: its "samples" are the first MNIST training images, in order."""
+def parzen_with_error(model, data, num_samples: int, test_limit) -> dict[str, float]:
+    """The core ``parzen`` metric (``zoo eval --metric parzen``): the same samples, sigma and standard error."""
+    from zoo_core.parzen import parzen
 
-    def __init__(self, data):
-        from zoo_core.datasets import load_mnist
-
-        self.images, self.drawn = load_mnist(data, split="train", limit=50000).tensors(), 0
-
-    def sample(self, n, generator=None):
-        batch = self.images[self.drawn:self.drawn + n]
-        self.drawn += n
-        return batch
+    result = parzen(model, data=data, num_samples=num_samples, test_limit=test_limit)
+    result["parzen_standard_error"] = result.pop("parzen_log_likelihood_stderr")
+    return result
 
 
-def parzen_with_error(model, data, num_samples: int, test_limit, groups: int = 100) -> dict[str, float]:
-    """``zoo_gan.metrics.parzen``'s protocol (same seed, centres, validation split and sigma grid,
-    so the same number) plus its standard error: the spread of the mean over ``groups`` equal groups
-    of test images (batch means; the images are independent) over sqrt(groups)."""
-    import torch
-
+def real_images(data, num_samples: int, test_limit) -> dict[str, float]:
+    """The ceiling: the first training images in place of samples."""
     from zoo_core.datasets import load_mnist
-    from zoo_gan.metrics import DEFAULT_SIGMAS, parzen_log_likelihood
+    from zoo_core.parzen import parzen_of_images
 
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        centres = torch.cat([model.sample(min(1000, num_samples - i), generator=generator).float().flatten(1)
-                             for i in range(0, num_samples, 1000)])
-    validation = load_mnist(data, split="train").tensors()[-1000:].flatten(1)
-    test = load_mnist(data, split="test", limit=test_limit).tensors().flatten(1)
-    validation_ll = parzen_log_likelihood(validation, centres, DEFAULT_SIGMAS)
-    sigma = DEFAULT_SIGMAS[int(validation_ll.argmax())]
-    sizes = [len(part) for part in test.chunk(groups)]
-    means = torch.stack([parzen_log_likelihood(part, centres, [sigma])[0] for part in test.chunk(groups)])
-    mean = float((means * torch.tensor(sizes, dtype=means.dtype)).sum() / sum(sizes))
-    return {"parzen_log_likelihood": mean, "parzen_standard_error": float(means.std() / len(means) ** 0.5),
-            "parzen_sigma": float(sigma), "parzen_validation_log_likelihood": float(validation_ll.max())}
+    result = parzen_of_images(load_mnist(data, split="train", limit=num_samples).tensors(), data=data, test_limit=test_limit)
+    result["parzen_standard_error"] = result.pop("parzen_log_likelihood_stderr")
+    return result
 
 
 def main() -> None:
@@ -91,7 +73,7 @@ def main() -> None:
     set_quiet(True)
     torch.set_num_threads(1)
     if args.real:
-        result = parzen_with_error(RealImages(args.data), args.data, args.samples, args.test_limit)
+        result = real_images(args.data, args.samples, args.test_limit)
         print(json.dumps({"samples": f"the first {args.samples} MNIST training images", **result}))
         return
     out = args.run / ("parzen-raw.jsonl" if args.raw else "parzen.jsonl")
