@@ -100,6 +100,12 @@ class Generator(nn.Module, abc.ABC):
             )
         }
 
+    def on_fit_start(self, batches: Iterable[Any]) -> None:
+        """Called once before the first step of a fresh run (not on resume: the checkpoint holds the
+        weights), in every process, under ``torch.no_grad()``, with an iterable of the training batches
+        in order, for initializations that need the data (e.g. an output bias at the data's mean).
+        Default: nothing."""
+
     def on_fit_end(self, batches: Iterable[Any]) -> None:
         """Called once after training, on the main process, with the (unwrapped) model and an
         iterable of training batches, before the model is exported. Default: nothing."""
