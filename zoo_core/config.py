@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ZooConfig(BaseModel):
@@ -20,10 +20,24 @@ class TrainConfig(ZooConfig):
 
     steps: int = Field(1000, ge=1, description="Optimizer steps (per optimizer) to run.")
     batch_size: int = Field(64, ge=1, description="Global batch size, split across processes.")
-    lr: float = Field(1e-3, gt=0, description="Learning rate of the default AdamW optimizer(s).")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="Learning-rate schedule.")
+    optimizer: Literal["adamw", "adam", "sgd"] = Field(
+        "adamw", description="The optimizer families build with zoo_core.optim.build_optimizer: AdamW, Adam (L2 weight "
+        "decay added to the gradient, as in the papers before AdamW) or SGD with momentum."
+    )
+    lr: float = Field(1e-3, gt=0, description="Learning rate (peak, after warm-up).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam(W) betas.")
+    eps: float = Field(1e-8, gt=0, description="Adam(W) epsilon (Burda et al.'s IWAE code: 1e-4).")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    lr_schedule: Literal["constant", "cosine", "step"] = Field(
+        "constant", description="Learning-rate schedule after warm-up: constant, cosine to 0 at `steps`, or 'step': "
+        "multiplied by lr_gamma at each of lr_milestones."
+    )
+    lr_milestones: tuple[int, ...] = Field(
+        (), description="With lr_schedule='step': the optimizer steps (counted from the start) at which the lr is "
+        "multiplied by lr_gamma; increasing."
+    )
+    lr_gamma: float = Field(0.1, gt=0, description="With lr_schedule='step': the factor applied at each milestone.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps before the schedule.")
     grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
     max_grad_norm: Optional[float] = Field(None, gt=0, description="Clip gradients to this global norm.")
@@ -49,3 +63,14 @@ class TrainConfig(ZooConfig):
     )
     log_every: int = Field(50, ge=1, description="Log losses and throughput every N steps.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> "TrainConfig":
+        milestones = self.lr_milestones
+        if any(m <= 0 for m in milestones) or any(a >= b for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(f"lr_milestones must be positive and increasing, got {list(milestones)}")
+        if milestones and self.lr_schedule != "step":
+            raise ValueError(f"lr_milestones is only used with lr_schedule='step' (lr_schedule is {self.lr_schedule!r})")
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(f"momentum is an SGD setting; optimizer is {self.optimizer!r} (use betas for Adam)")
+        return self

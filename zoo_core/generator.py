@@ -92,13 +92,11 @@ class Generator(nn.Module, abc.ABC):
         """A random batch of the shape ``training_step`` expects (for tests and smoke runs)."""
 
     def configure_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        """The optimizers, by name, in the order they step on each batch. Default: one AdamW."""
-        return {
-            "main": torch.optim.AdamW(
-                # foreach: one fused update over all tensors; the CPU default loops over them in Python
-                self.parameters(), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay, foreach=True
-            )
-        }
+        """The optimizers, by name, in the order they step on each batch. Default: one optimizer over all
+        parameters, the one ``train.optimizer`` names (``zoo_core.optim.build_optimizer``)."""
+        from .optim import build_optimizer
+
+        return {"main": build_optimizer(self.parameters(), train)}
 
     def on_fit_start(self, batches: Iterable[Any]) -> None:
         """Called once before the first step of a fresh run (not on resume: the checkpoint holds the

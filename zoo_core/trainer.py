@@ -13,6 +13,7 @@ steps on the CPU both produce bit-identical weights, and their checkpoints are i
 from __future__ import annotations
 
 import abc
+import bisect
 import copy
 import json
 import math
@@ -228,6 +229,8 @@ def lr_lambda(train: TrainConfig):
         if train.lr_schedule == "cosine":
             progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if train.lr_schedule == "step":
+            return train.lr_gamma ** bisect.bisect_right(train.lr_milestones, step)
         return 1.0
 
     return factor
@@ -414,7 +417,9 @@ class LoopTrainer(Trainer):
                     bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4g}", samples_s=f"{rate:.0f}")
                     self._track({**last, "samples_per_s": rate}, progress.step)
                     if self.is_main_process:
-                        entry = {"step": progress.step, **last, "samples_per_s": rate, "elapsed_s": round(now - start, 3)}
+                        lr = next(iter(self._optimizers.values())).param_groups[0]["lr"]  # for the next step
+                        entry = {"step": progress.step, **last, "lr": lr, "samples_per_s": rate,
+                                 "elapsed_s": round(now - start, 3)}
                         with open(log_path, "a") as log:
                             log.write(json.dumps({k: _json_number(v) if isinstance(v, float) else v
                                                   for k, v in entry.items()}, allow_nan=False) + "\n")

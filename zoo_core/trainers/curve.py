@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 LINE = (31, 119, 180)
-NOT_LOSSES = {"step", "samples_per_s", "elapsed_s"}
+NOT_LOSSES = {"step", "lr", "samples_per_s", "elapsed_s"}
 
 
 def read_log(log_path: str | Path) -> list[dict]:
