@@ -108,16 +108,34 @@ def test_new_config_fields_are_checked():
         zoo.build("vae", likelihood="gaussian", output_bias_init="data_mean")
 
 
-def test_the_first_vae_mnist_keeps_its_config_and_behaviour():
-    model = zoo.load("vae-mnist", device="cpu")
+#: config.json of the first vae-mnist (zoo-vae 0.1.0), before the fields of Burda et al.'s protocol
+FIRST_VAE_MNIST = {"config": {"architecture": "mlp", "hidden_dim": 400, "image_channels": 1, "image_size": 28,
+                              "latent_dim": 20, "likelihood": "bernoulli"},
+                   "family": "vae", "plugin": "zoo-vae", "plugin_version": "0.1.0", "zoo_version": "0.1.0"}
+FIRST_VAE_MNIST_WEIGHTS = {"encoder.1.weight": (400, 784), "encoder.1.bias": (400,), "to_mu.weight": (20, 400),
+                           "to_mu.bias": (20,), "to_log_sigma2.weight": (20, 400), "to_log_sigma2.bias": (20,),
+                           "decoder.0.weight": (400, 20), "decoder.0.bias": (400,), "decoder.2.weight": (784, 400),
+                           "decoder.2.bias": (784,)}
+
+
+def test_the_first_vae_mnist_config_keeps_loading_with_its_behaviour(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    folder = tmp_path / "first-vae-mnist"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(FIRST_VAE_MNIST))
+    save_file({k: torch.randn(shape) for k, shape in FIRST_VAE_MNIST_WEIGHTS.items()}, folder / "model.safetensors")
+    model = zoo.load(folder, device="cpu")
     config = model.config
-    assert (config.hidden_layers, config.activation, config.encoder_sigma, config.objective, config.k) == (
-        1, "relu", "log_variance", "elbo", 1)
+    assert (config.hidden_layers, config.activation, config.encoder_sigma, config.objective, config.k,
+            config.output_bias_init) == (1, "relu", "log_variance", "elbo", 1, "default")
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == FIRST_VAE_MNIST_WEIGHTS
     assert [type(m).__name__ for m in model.decoder] == ["Linear", "ReLU", "Linear", "Unflatten"]
-    # its encoder's second output is log sigma^2, as it was trained
     x = torch.rand(2, 1, 28, 28)
-    hidden = model.encoder(x.to(model.dtype))
-    torch.testing.assert_close(model.encode(x.to(model.dtype))[1], model.to_log_sigma2(hidden))
+    hidden = torch.relu(x.flatten(1) @ model.encoder[1].weight.T + model.encoder[1].bias)
+    torch.testing.assert_close(model.encode(x)[1], model.to_log_sigma2(hidden))  # log sigma^2, as it was trained
+    assert set(model.training_step(x)) == {"loss", "reconstruction", "kl"}  # the ELBO, as before
 
 
 # -- the IWAE objective ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from zoo_core.generator import Generator
 from zoo_core.noise import GeneratorArg, randn_tensor
 
 LOG_2PI = math.log(2 * math.pi)
+INTERPOLATION_IMAGE = "interpolation.png"
 
 
 class VAEConfig(ZooConfig):
@@ -241,6 +242,36 @@ class VAE(Generator):
         self.check_sampler_options(options)
         z = randn_tensor((n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype)
         return self.decode(float(options.get("temperature", 1.0)) * z).float()
+
+    @torch.no_grad()
+    def interpolate(self, rows: int = 6, steps: int = 10, *, seed: int = 0) -> torch.Tensor:
+        """Decoded walks through the latent space, (rows * steps, C, H, W): row r decodes
+        z = slerp(z_a, z_b, t) for t = 0 .. 1 between two draws z_a, z_b ~ N(0, I) (spherical, so that
+        every z has a typical norm under the prior). Images are the decoder's means."""
+        generator = torch.Generator().manual_seed(seed)
+        ends = torch.randn(2, rows, 1, self.config.latent_dim, generator=generator, dtype=torch.float64)
+        t = torch.linspace(0, 1, steps, dtype=torch.float64)[None, :, None]
+        cos = (ends[0] * ends[1]).sum(-1, keepdim=True) / (ends[0].norm(dim=-1, keepdim=True) * ends[1].norm(dim=-1, keepdim=True))
+        angle = torch.arccos(cos.clamp(-1, 1))
+        z = (torch.sin((1 - t) * angle) * ends[0] + torch.sin(t * angle) * ends[1]) / torch.sin(angle)
+        return self.decode(z.reshape(rows * steps, -1).to(self.device, self.dtype)).float()
+
+    def write_card_figures(self, directory) -> list[tuple[str, str]]:
+        from pathlib import Path
+
+        from zoo_core.images import save_grid
+
+        was_training = self.training
+        self.eval()
+        try:
+            grid = self.interpolate(rows=6, steps=10)
+        finally:
+            self.train(was_training)
+        save_grid(grid.cpu(), Path(directory) / INTERPOLATION_IMAGE, nrow=10)
+        mean = "Bernoulli means (sigmoid of the decoder's logits)" if self.config.likelihood == "bernoulli" else "Gaussian means"
+        return [(INTERPOLATION_IMAGE, f"Latent interpolations (`{INTERPOLATION_IMAGE}`): each row decodes z = slerp(z_a, "
+                                      f"z_b, t), t = 0 .. 1 in 10 steps, between two draws from the prior (seed 0). These "
+                                      f"images and the samples above are {mean} of p(x|z), not binary draws.")]
 
     def example_batch(self, batch_size: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return torch.rand(batch_size, *self.image_shape, generator=generator)
