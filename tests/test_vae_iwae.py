@@ -281,3 +281,33 @@ def test_data_mean_bias_and_resume_through_zoo_train(tmp_path, capsys):
     mean = binarized("train", limit=400).mean()
     assert float((torch.sigmoid(last_bias) - mean).abs().max()) < 0.08
     assert float(torch.sigmoid(last_bias)[mean == 0].max()) < 0.01
+
+
+# -- cards -----------------------------------------------------------------------------------
+
+
+def test_the_card_shows_samples_and_an_interpolation_grid(tmp_path):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    model = zoo.build("vae", TINY)
+    model.save_pretrained(tmp_path / "tiny")
+    card = (tmp_path / "tiny" / "README.md").read_text()
+    assert "](samples.png)" in card and "](interpolation.png)" in card and "Bernoulli means" in card
+    assert Image.open(tmp_path / "tiny" / "interpolation.png").size == (10 * 28 + 11 * 2, 6 * 28 + 7 * 2)
+    walk = model.interpolate(rows=2, steps=5)
+    assert walk.shape == (10, 1, 28, 28) and torch.equal(walk, model.interpolate(rows=2, steps=5))
+    # the ends of each row are the two prior draws, decoded
+    generator = torch.Generator().manual_seed(0)
+    ends = torch.randn(2, 2, 1, 3, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(walk[0], model.decode(ends[0, 0].float())[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(walk[4], model.decode(ends[1, 0].float())[0], atol=1e-5, rtol=0)
+
+
+def test_shipped_rows_carry_the_standard_error_beside_the_value():
+    from zoo_core.ship import metric_rows
+
+    rows = metric_rows("m", {"nll": {"nll": 90.123456, "nll_standard_error": 0.2345, "kl": 25.0}}, data="D",
+                       options={"k": 5000}, dataset="mnist-binarized", split="test", notes=None)
+    assert [(r["name"], r["value"], r.get("stderr")) for r in rows] == [("nll", 90.1235, 0.234), ("kl", 25.0, None)]
+    assert rows[0]["command"] == "zoo eval m --metric nll --data D --option k=5000"
