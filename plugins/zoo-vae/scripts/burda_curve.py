@@ -47,7 +47,7 @@ def draw(out: Path) -> None:
         sys.exit(f"no eval-epoch-*/metrics.json in {out}")
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"  # the trainer's curve drawer, with epochs as its x axis
-        log.write_text("".join(json.dumps({"step": epoch, "test_nll": m["nll"], "test_elbo": -m["elbo"]}) + "\n"
+        log.write_text("".join(json.dumps({"step": epoch, "test_nll_vs_epochs": m["nll"], "minus_test_elbo_vs_epochs": -m["elbo"]}) + "\n"
                                for epoch, m in rows))
         plot_losses(log, out / "nll-curve.png")
     k, images = int(rows[-1][1]["k"]), int(rows[-1][1]["images"])
