@@ -119,14 +119,12 @@ def run_bare(args) -> dict:
 
 def run_pythae(args) -> dict:
     import torch
-    from pythae.data.datasets import BaseDataset
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
-    from pythae.trainers import BaseTrainer, BaseTrainerConfig
-    from pythae.trainers.training_callbacks import TrainingCallback
+    from pythae.models.nn import BaseEncoder
 
     import zoo
+    from pythae_loop import sigmoid_decoder, timed_training
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -142,36 +140,12 @@ def run_pythae(args) -> dict:
             mu, log_sigma2 = self.twin.encode(x)
             return ModelOutput(embedding=mu, log_covariance=log_sigma2)
 
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = twin.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
-
-    class StepClock(TrainingCallback):
-        def __init__(self):
-            self.times = []
-
-        def on_train_step_end(self, training_config, **kwargs):
-            self.times.append(time.perf_counter())
-
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=PAPER["latent_dim"], reconstruction_loss="bce"),
-                encoder=Encoder(), decoder=Decoder())
-    clock = StepClock()
-    with tempfile.TemporaryDirectory() as out_dir:
-        config = BaseTrainerConfig(output_dir=out_dir, num_epochs=1, per_device_train_batch_size=args.batch_size,
-                                   learning_rate=1e-3, optimizer_cls="Adam", optimizer_params={"eps": 1e-4}, no_cuda=True)
-        trainer = BaseTrainer(model, train_dataset=BaseDataset(data, torch.zeros(len(data))), training_config=config,
-                              callbacks=[clock])
-        start = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - start
-    steps = len(clock.times)
-    loop = (steps - 1) * args.batch_size / (clock.times[-1] - clock.times[0]) if steps > 1 else float("nan")
-    return {"side": "pythae", "steps": steps, "wall_s": wall, "images_per_s": args.steps * args.batch_size / wall,
-            "loop_images_per_s": loop, "flops_per_image": flops_per_image(twin)}
+                encoder=Encoder(), decoder=sigmoid_decoder(twin.decoder))
+    timed = timed_training(model, data, batch_size=args.batch_size, lr=1e-3, optimizer_params={"eps": 1e-4})
+    return {"side": "pythae", "steps": timed["steps"], "wall_s": timed["wall_s"],
+            "images_per_s": args.steps * args.batch_size / timed["wall_s"], "loop_images_per_s": timed["loop_images_per_s"],
+            "flops_per_image": flops_per_image(twin)}
 
 
 SIDES = {"bare": run_bare, "plain": lambda a: run_zoo(a, "plain"), "accelerate": lambda a: run_zoo(a, "accelerate"),

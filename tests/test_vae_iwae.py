@@ -311,3 +311,17 @@ def test_shipped_rows_carry_the_standard_error_beside_the_value():
                        options={"k": 5000}, dataset="mnist-binarized", split="test", notes=None)
     assert [(r["name"], r["value"], r.get("stderr")) for r in rows] == [("nll", 90.1235, 0.234), ("kl", 25.0, None)]
     assert rows[0]["command"] == "zoo eval m --metric nll --data D --option k=5000"
+
+
+@needs_mnist
+@pytest.mark.parametrize("trainer", ["accelerate", "plain"])
+def test_every_trainer_calls_on_fit_start_on_a_fresh_run(tmp_path, trainer):
+    from zoo_core.config import TrainConfig
+
+    torch.manual_seed(0)
+    model = zoo.build("vae", {**TINY, "output_bias_init": "data_mean"})
+    data = binarized("train", limit=200)
+    train = TrainConfig(steps=1, batch_size=20, lr=1e-9, checkpoint_minutes=0)
+    result = zoo.trainer(trainer)(model, data, train, out_dir=tmp_path / "run", progress=False, cpu=True).fit()
+    bias = zoo.load(result.export_dir, device="cpu").decoder[-2].bias.detach().view(1, 28, 28)
+    assert float((torch.sigmoid(bias) - data.mean()).abs().max()) < 0.08
