@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--channels-last", action="store_true", help="both models in channels_last memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile both UNets")
+    parser.add_argument("--only", choices=["train", "sample", "ddim"], action="append", default=None,
+                        help="run only these workloads (repeatable; default: all)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
     if args.threads:
@@ -165,7 +167,10 @@ def main() -> None:
     limits = {"fp32": matmul_gflops(args.matmul_size, torch.float32, args.device, 5),
               "bf16": matmul_gflops(args.matmul_size, torch.bfloat16, args.device, 5)}
     rows = []
+    only = set(args.only or ("train", "sample", "ddim"))
     for name, (zoo_fn, their_fn, images, kind, precision) in workloads(ours, theirs, args).items():
+        if name.split()[0] not in only:
+            continue
         zoo_fn(), their_fn()  # warm-up
         zoo_times, their_times = [], []
         for _ in range(args.reps):  # interleaved
@@ -179,9 +184,11 @@ def main() -> None:
                      "diffusers_fraction_of_limit": their_ips * gflop_per_image / limits[precision]})
     by_name = {row["workload"]: row for row in rows}
     for kind in ("train", "sample forward"):
+        if f"{kind} bf16" not in by_name:
+            continue
         by_name[f"{kind} bf16"]["zoo_bf16_over_fp32"] = (by_name[f"{kind} bf16"]["zoo_images_per_s"]
                                                         / by_name[f"{kind} fp32"]["zoo_images_per_s"])
-    if args.ddim_reps:
+    if args.ddim_reps and "ddim" in only:
         zoo_call, their_call = ddim_call(ours, theirs, args)
         zoo_times, their_times = [], []
         for _ in range(args.ddim_reps):

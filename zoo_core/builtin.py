@@ -20,6 +20,10 @@ def zoo_register_metrics(register):
     register(MetricSpec("bits_per_dim", "zoo_core.metrics:bits_per_dim",
                         "Negative log-likelihood in bits per dimension, for families with log_prob(x); "
                         "options dataset, split, limit, levels"))
+    register(MetricSpec("parzen", "zoo_core.parzen:parzen",
+                        "Parzen-window (Gaussian KDE) log-likelihood of the test images (default MNIST) under 10,000 "
+                        "samples, sigma chosen on held-out training images, with its standard error (Goodfellow et al. "
+                        "2014, Table 1); high-variance and easily fooled (Theis et al. 2016)"))
 
 
 @hookimpl

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -58,3 +58,32 @@ def bits_per_dim(model, *, data=None, out_dir=None, dataset: Optional[str] = Non
             total += bits_per_dim_of(model, batch, levels=levels) * len(batch)
             seen += len(batch)
     return {"bits_per_dim": total / seen}
+
+
+def draw_samples(model, n: int, *, seed: int = 0, batch_size: int = 500, metric: str = "this metric",
+                 metric_options: Sequence[str] = (), **sampler_options) -> torch.Tensor:
+    """``n`` samples of ``model`` as one float CPU tensor (n, C, H, W) in [0, 1], drawn in batches from
+    one generator seeded with ``seed`` (the same samples for the same seed, batch size and options).
+
+    ``sampler_options`` go to ``model.sample`` and are checked before anything is drawn; a name the
+    sampler does not know is an error that also lists the metric's own options (``metric_options``).
+    """
+    from .errors import UnknownOptionError
+
+    try:
+        model.check_sampler_options(sampler_options)
+    except UnknownOptionError as error:
+        raise UnknownOptionError(f"{error}; the {metric} metric's own options: {', '.join(metric_options)}") from None
+    if n < 1 or batch_size < 1:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"num_samples={n} and batch_size={batch_size} must both be at least 1")
+    from .progress import progress_bar
+
+    generator = torch.Generator(device=model.device).manual_seed(int(seed))
+    batches = []
+    with torch.no_grad():
+        for start in progress_bar(range(0, n, batch_size), desc=f"sampling for {metric}", unit="batch"):
+            batches.append(model.sample(min(batch_size, n - start), generator=generator, **sampler_options).float().cpu())
+    images = torch.cat(batches)
+    return images.clamp(0, 1)

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 DTYPES = ("float32", "float16", "bfloat16")
-#: A metric value named ``X_standard_error`` beside ``X`` is ``X``'s standard error (the row's ``stderr``).
-STDERR_SUFFIX = "_standard_error"
 
 
 class ShipError(Exception):
@@ -113,10 +111,10 @@ def metric_rows(name: str, values_by_metric: dict, *, data, options: dict, datas
         command = f"zoo eval {name} --metric {metric}" + (f" --data {data}" if data else "")
         command += "".join(f" --option {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in options.items())
         for key, value in values.items():
-            if keep and key not in keep or key.endswith(STDERR_SUFFIX) and key[: -len(STDERR_SUFFIX)] in values:
-                continue
-            error = values.get(key + STDERR_SUFFIX)  # a Monte Carlo estimate's standard error goes beside it
-            row = {"name": key, "value": float(f"{value:.6g}"), "stderr": float(f"{error:.3g}") if error and math.isfinite(error) else None,
+            if keep and key not in keep or key.endswith("_stderr") and key[:-len("_stderr")] in values:
+                continue  # NAME_stderr is the standard error of NAME: a field of its row, not a metric
+            stderr = values.get(f"{key}_stderr")
+            row = {"name": key, "value": float(f"{value:.6g}"), "stderr": None if stderr is None else float(f"{stderr:.3g}"),
                    "dataset": dataset, "split": split, "command": command, "notes": notes}
             rows.append({k: v for k, v in row.items() if v is not None})
     return rows

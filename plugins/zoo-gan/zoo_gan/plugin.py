@@ -1,7 +1,8 @@
-"""Entry point of zoo-gan: registers the "gan" family and the Parzen-window metric (imports nothing heavy)."""
+"""Entry point of zoo-gan: registers the "gan" family (imports nothing heavy; its
+Parzen-window metric is the core's ``parzen``)."""
 
 from zoo_core.plugins import hookimpl
-from zoo_core.specs import FamilySpec, MetricSpec
+from zoo_core.specs import FamilySpec
 
 
 CITATION = """@inproceedings{goodfellow2014generative,
@@ -28,18 +29,5 @@ def zoo_register_families(register):
             tiny_config={"latent_dim": 8, "hidden_dim": 16},
             papers=("1406.2661",),
             citation=CITATION,
-        )
-    )
-
-
-@hookimpl
-def zoo_register_metrics(register):
-    register(
-        MetricSpec(
-            "parzen",
-            "zoo_gan.metrics:parzen",
-            "Parzen-window (Gaussian KDE) log-likelihood of MNIST test images under samples, sigma chosen on a "
-            "validation split (Goodfellow et al. 2014, Table 1); high-variance and easily fooled, see docs",
-            families=None,
         )
     )

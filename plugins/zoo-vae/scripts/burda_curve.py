@@ -53,7 +53,7 @@ def draw(out: Path) -> None:
     k, images = int(rows[-1][1]["k"]), int(rows[-1][1]["images"])
     lines = [f"| epochs | steps | test NLL (k={k}, first {images} test images) | ± s.e. | -ELBO | KL |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {epoch} | {epoch * STEPS_PER_EPOCH:,} | {m['nll']:.2f} | {m['nll_standard_error']:.2f} | {-m['elbo']:.2f} | "
+    lines += [f"| {epoch} | {epoch * STEPS_PER_EPOCH:,} | {m['nll']:.2f} | {m['nll_stderr']:.2f} | {-m['elbo']:.2f} | "
               f"{m['kl']:.2f} |" for epoch, m in rows]
     (out / "nll-curve.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -47,7 +47,7 @@ def nll(model, *, data=None, out_dir: Optional[Path] = None, k: int = 5000, spli
     with ``k`` importance samples per image (their tables: k = 5000), in nats, averaged over the images of
     ``split`` (``mnist-binarized``: the 10,000 test images binarized once with ``binarization_seed``).
 
-    Returns ``nll`` and its standard error over the images (``nll_standard_error``), and beside it the
+    Returns ``nll`` and its standard error over the images (``nll_stderr``), and beside it the
     ELBO (the mean of the k log-weights: a one-sample ELBO averaged over k draws), the closed-form KL
     and E[log p(x|z)] (``elbo + kl``). The k samples of ``batch_size`` images are decoded ``chunk`` at a
     time (``batch_size * chunk`` decoder rows in memory). Seeded with ``seed``; the caller's random
@@ -74,9 +74,10 @@ def nll(model, *, data=None, out_dir: Optional[Path] = None, k: int = 5000, spli
             kl.append(gaussian_kl(*model.encode(x)).double())
     log_px, elbo_per_image, kl = torch.cat(log_px), torch.cat(log_w_mean), torch.cat(kl)
     n = log_px.shape[0]
+    stderr = {"nll_stderr": float(log_px.std() / n**0.5)} if n > 1 else {}  # over the images: none for one image
     return {
         "nll": float(-log_px.mean()),
-        "nll_standard_error": float(log_px.std() / n**0.5) if n > 1 else float("nan"),
+        **stderr,
         "elbo": float(elbo_per_image.mean()),
         "kl": float(kl.mean()),
         "reconstruction_log_likelihood": float((elbo_per_image + kl).mean()),
