@@ -59,14 +59,12 @@ def run_zoo(args) -> dict:
 
 def run_pythae(args) -> dict:
     import torch
-    from pythae.data.datasets import BaseDataset
     from pythae.models import AE, AEConfig
     from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
-    from pythae.trainers import BaseTrainer, BaseTrainerConfig
-    from pythae.trainers.training_callbacks import TrainingCallback
+    from pythae.models.nn import BaseEncoder
 
     import zoo
+    from pythae_loop import sigmoid_decoder, timed_training
     from zoo_core.datasets import load_mnist
 
     torch.set_num_threads(args.threads)
@@ -81,36 +79,10 @@ def run_pythae(args) -> dict:
         def forward(self, x):
             return ModelOutput(embedding=self.net(x))
 
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = twin.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
-
-    class StepClock(TrainingCallback):
-        def __init__(self):
-            self.times = []
-
-        def on_train_step_end(self, training_config, **kwargs):
-            self.times.append(time.perf_counter())
-
-    model = AE(AEConfig(input_dim=(1, 28, 28), latent_dim=args.code_dim), encoder=Encoder(), decoder=Decoder())
-    clock = StepClock()
-    with tempfile.TemporaryDirectory() as out_dir:
-        config = BaseTrainerConfig(
-            output_dir=out_dir, num_epochs=1, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-            optimizer_cls="Adam", no_cuda=True,
-        )
-        trainer = BaseTrainer(model, train_dataset=BaseDataset(images, torch.zeros(len(images))), training_config=config, callbacks=[clock])
-        start = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - start
-    steps = len(clock.times)
-    loop = (steps - 1) * args.batch_size / (clock.times[-1] - clock.times[0]) if steps > 1 else float("nan")
-    return {"side": "pythae", "steps": steps, "wall_s": wall, "loop_images_per_s": loop,
-            "images_per_s": args.steps * args.batch_size / wall}
+    model = AE(AEConfig(input_dim=(1, 28, 28), latent_dim=args.code_dim), encoder=Encoder(), decoder=sigmoid_decoder(twin.decoder))
+    timed = timed_training(model, images, batch_size=args.batch_size, lr=args.lr)
+    return {"side": "pythae", "steps": timed["steps"], "wall_s": timed["wall_s"], "loop_images_per_s": timed["loop_images_per_s"],
+            "images_per_s": args.steps * args.batch_size / timed["wall_s"]}
 
 
 def main() -> None:

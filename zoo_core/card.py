@@ -88,6 +88,7 @@ def model_card(
     papers: Sequence[str] = (),
     citation: Optional[str] = None,
     sample_image: Optional[str] = None,
+    figures: Sequence[tuple[str, str]] = (),
     training: Optional[Mapping[str, Any]] = None,
     load_name: Optional[str] = None,
     renderer: bool = False,
@@ -98,7 +99,8 @@ def model_card(
     (the result's source), ``args`` (the metric's settings) and ``notes``. ``training``: what
     ``zoo train`` knows (``dataset``, ``license``, ``hyperparameters``, ``final_losses``,
     ``hardware``, ``seconds``, ``steps``...); every key is shown, the known ones first.
-    ``renderer``: the model renders scenes; its image is a turntable frame.
+    ``renderer``: the model renders scenes; its image is a turntable frame. ``figures``: more
+    ``(file name, caption)`` pictures shown after the samples.
     The usage snippet loads ``repo_id``, else ``load_name`` (a catalog name), else a placeholder
     path that ``zoo push`` replaces with the repo id.
     """
@@ -146,6 +148,8 @@ def model_card(
         how = "the first turntable frame" if what != "Samples" else "seed 0"
         body += ["", f"![{what} from {name}]({sample_image})", "",
                  f"*{what} (`{sample_image}`, written by `save_pretrained`: {how}).*"]
+    for file, caption in figures:
+        body += ["", f"![{file}]({file})", "", f"*{caption}*"]
     body += ["", "## Usage", "", "```python", "import zoo", "", f'model = zoo.load("{load_target}")',
              "samples = model.sample(16)  # (16, C, H, W) in [0, 1]" if samples_are_images
              else "views = model.render(model.turntable_cameras(8))  # {'rgb': (8, H, W, 3), 'depth': ...}",

@@ -524,7 +524,8 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset folder or file")
     p.add_argument("-o", "--out", default=None, help="folder for images and metrics.json (default eval/NAME)")
     p.add_argument("--device", default=None)
-    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="metric option")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="metric option; any other --KEY VALUE is one too (--k 5000 = --option k=5000)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("push", help="upload a saved model to the Hub", description="Push a save_pretrained folder.")
@@ -635,7 +636,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # `zoo list` must start fast: its parser leaves out the plugins' commands (adding them loads
     # every plugin). Every other command, and --help, gets them all.
     parser = build_parser(plugin_commands=command != "list")
-    args = parser.parse_args(argv)
+    if command == "eval":
+        args, extra = parser.parse_known_args(argv)
+        args.option = (args.option or []) + _metric_option_flags(extra, parser)
+    else:
+        args = parser.parse_args(argv)
     args.argv = argv  # for 'zoo train', which prints how to resume
     if args.quiet:
         from .progress import set_quiet
@@ -667,6 +672,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
         print(f"zoo: error: {message}", file=sys.stderr)
         return 2
+
+
+def _metric_option_flags(extra: Sequence[str], parser) -> list[str]:
+    """``zoo eval``'s other flags are metric options: ``--k 5000`` (or ``--k=5000``) is ``--option k=5000``."""
+    options, rest = [], list(extra)
+    while rest:
+        flag = rest.pop(0)
+        key, sep, value = flag[2:].partition("=")
+        if not flag.startswith("--") or not key:
+            parser.error(f"unrecognized arguments: {' '.join([flag, *rest])}")
+        if not sep:
+            if not rest or rest[0].startswith("--"):
+                parser.error(f"{flag} needs a value: {flag} VALUE (a metric option, as --option {key}=VALUE)")
+            value = rest.pop(0)
+        options.append(f"{key.replace('-', '_')}={value}")
+    return options
 
 
 def _first_line(error: BaseException) -> str:

@@ -106,6 +106,12 @@ class Generator(nn.Module, abc.ABC):
         optimizers run in ``configure_optimizers``' order. Default: every optimizer once, on one batch."""
         return {}
 
+    def on_fit_start(self, batches: Iterable[Any]) -> None:
+        """Called once before the first step of a fresh run (not on resume: the checkpoint holds the
+        weights), in every process, under ``torch.no_grad()``, with an iterable of the training batches
+        in order, for initializations that need the data (e.g. an output bias at the data's mean).
+        Default: nothing."""
+
     def on_fit_end(self, batches: Iterable[Any]) -> None:
         """Called once after training, on the main process, with the (unwrapped) model and an
         iterable of training batches, before the model is exported. Default: nothing."""
@@ -245,18 +251,25 @@ class Generator(nn.Module, abc.ABC):
             image = SAMPLE_IMAGE
         else:
             (directory / SAMPLE_IMAGE).unlink(missing_ok=True)  # never leave a stale image of other weights
+        figures = self.write_card_figures(directory) if sample_image else []
         name = name or repo_id or (self.name_or_path if self.catalog_entry is not None else None) or _folder_name(directory)
         card = model_card(
             dict(config or self.config_dict()), name=name, metrics=list(metrics or []), dataset=dataset,
             license=license, license_name=license_name, license_link=license_link, repo_id=repo_id,
             samples_are_images=self.samples_are_images, papers=getattr(spec, "papers", ()),
-            citation=getattr(spec, "citation", None), sample_image=image, training=training,
+            citation=getattr(spec, "citation", None), sample_image=image, figures=figures, training=training,
             load_name=self.name_or_path if self.catalog_entry is not None else None,
             renderer=isinstance(self, Renderer),
         )
         path = directory / CARD_NAME
         path.write_text(card)
         return path
+
+    def write_card_figures(self, directory: Path) -> list[tuple[str, str]]:
+        """More pictures for the card beside ``samples.png`` (e.g. a latent interpolation): write PNG files
+        into ``directory`` and return ``(file name, caption)`` pairs, shown in that order. Called by
+        ``write_card`` when it writes the sample image; keep it cheap. Default: none."""
+        return []
 
     def write_preview(self, path: str | os.PathLike, *, options: Optional[Mapping[str, Any]] = None,
                       num: int = 8, seed: int = 0) -> Optional[Path]:

@@ -196,8 +196,7 @@ def ship(
         measured = metric_rows(name, after, data=data, options=options, dataset=dataset, split=split, notes=notes,
                                keep=keep)
         final = work / "final"
-        shipped.save_pretrained(final, name=name, metrics=measured, dataset=dataset, license=license,
-                                dtype=getattr(torch, dtype))  # the card is named after the catalog entry
+        shipped.save_pretrained(final, name=name, metrics=measured, dataset=dataset, license=license, dtype=getattr(torch, dtype))
         reloaded = loading.load(final, device="cpu")
         for key, value in shipped.state_dict().items():
             if not torch.equal(reloaded.state_dict()[key], value):

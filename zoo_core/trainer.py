@@ -99,7 +99,8 @@ class Trainer(abc.ABC):
 
     ``fit(resume=None)`` must:
 
-    * call ``model.configure_optimizers(train)`` once, then for each optimizer step and each
+    * call ``model.configure_optimizers(train)`` once and, on a fresh run (not a resumed one),
+      ``model.on_fit_start(batches)`` with the training batches in order, then for each optimizer step and each
       optimizer in its order ``model.training_step(batch, optimizer=name)``, backpropagate its
       ``"loss"`` and step that optimizer; ``train.steps`` optimizer steps in all, with the learning
       rate schedule, warm-up, gradient accumulation and clipping that ``train`` asks for;
@@ -408,6 +409,9 @@ class LoopTrainer(Trainer):
         self._barrier()
         self._setup()
         model = self._model
+        if found is None:
+            with torch.no_grad():
+                model.on_fit_start(self._fit_end_batches(model.device))
         self._ema = None
         if train.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn

@@ -1,7 +1,7 @@
 """Entry point of zoo-vae: registers the "vae" family and its metrics (imports nothing heavy)."""
 
 from zoo_core.plugins import hookimpl
-from zoo_core.specs import FamilySpec, MetricSpec
+from zoo_core.specs import DatasetSpec, FamilySpec, MetricSpec
 
 
 CITATION = """@inproceedings{kingma2014autoencoding,
@@ -38,5 +38,28 @@ def zoo_register_metrics(register):
             "zoo_vae.metrics:elbo",
             "Test ELBO and importance-sampled log-likelihood (nats per image; Burda et al. 2015 estimator)",
             families=("vae",),
+        )
+    )
+    register(
+        MetricSpec(
+            "nll",
+            "zoo_vae.metrics:nll",
+            "Test NLL on binarized MNIST, k importance samples (Burda et al. 2015; --k 5000), with its standard "
+            "error, the ELBO and the KL",
+            families=("vae",),
+        )
+    )
+
+
+@hookimpl
+def zoo_register_datasets(register):
+    register(
+        DatasetSpec(
+            "mnist-binarized",
+            "zoo_vae.data:load_mnist_binarized",
+            "MNIST binarized as in Burda et al. 2015: train dynamically (pixel ~ Bernoulli(grey) at every draw), "
+            "400 training images held out (split validation), test binarized once with a fixed seed",
+            hub_id="ylecun/mnist",
+            pretty_name="MNIST (binarized)",
         )
     )
