@@ -22,8 +22,8 @@ VALIDATION_IMAGES = 400
 SPLITS = ("train", "validation", "test")
 
 
-class DynamicallyBinarized:
-    """Grey-level images (uint8, N x C x H x W) served as fresh Bernoulli draws each time they are read."""
+class _ImageTensor:
+    """A dataset over one uint8 image tensor (N x C x H x W); ``_serve`` turns stored images into items."""
 
     def __init__(self, images: torch.Tensor):
         self.images = images
@@ -32,30 +32,31 @@ class DynamicallyBinarized:
         return self.images.shape[0]
 
     def __getitem__(self, index):
-        return torch.bernoulli(self.images[index].float().div_(255.0))
+        return self._serve(self.images[index])
 
-    def __getitems__(self, indices):  # one draw for the whole batch
-        return list(torch.bernoulli(self.images[torch.as_tensor(indices)].float().div_(255.0)))
+    def __getitems__(self, indices):  # one call for the whole batch
+        return list(self._serve(self.images[torch.as_tensor(indices)]))
+
+    def _serve(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DynamicallyBinarized(_ImageTensor):
+    """Grey-level images (uint8, N x C x H x W) served as fresh Bernoulli draws each time they are read."""
+
+    def _serve(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(images.float().div_(255.0))
 
     def mean(self) -> torch.Tensor:
         """The expected image, (C, H, W): the grey levels' mean."""
         return self.images.double().mean(0).div_(255.0).float()
 
 
-class StaticallyBinarized:
+class StaticallyBinarized(_ImageTensor):
     """Images binarized once, (N, C, H, W) in {0, 1}."""
 
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index):
-        return self.images[index].float()
-
-    def __getitems__(self, indices):
-        return list(self.images[torch.as_tensor(indices)].float())
+    def _serve(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float()
 
     def tensors(self) -> torch.Tensor:
         """All images at once, (N, C, H, W) float in {0, 1}."""
