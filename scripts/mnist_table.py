@@ -5,10 +5,10 @@
     .venv/bin/python scripts/mnist_table.py --readme README.md --catalog        # also rewrite the README's table
                                                                                 # and the entries' metric rows
 
-Every catalog entry whose dataset is mnist is evaluated (those of installed third-party plugins
-too), plus the real-data rows: 10,000 MNIST training images in place of samples give the floor of
-fid-mnist and the ceiling of Parzen. Each model draws 10,000 samples once (seed 0, batches of 1000:
-the same samples as `zoo eval NAME --metric fid-mnist` and `--metric parzen` with the same sampler
+Every catalog entry whose dataset is mnist or an ``mnist-`` variant (mnist-binarized) is evaluated
+(those of installed third-party plugins too), plus the real-data rows: 10,000 MNIST training images
+in place of samples give the floor of fid-mnist and the ceiling of Parzen.
+Each model draws 10,000 samples once (seed 0, batches of 1000: the same samples as `zoo eval NAME --metric fid-mnist` and `--metric parzen` with the same sampler
 options) and both metrics are computed on them, on one thread. Results are cached in
 scripts/mnist_table.json per model, weights sha256 and settings: rerunning measures only what is
 new or changed. A family whose models cannot sample gets a row saying so. --catalog writes (or
@@ -47,7 +47,12 @@ def mnist_entries() -> list[str]:
     import zoo
     from zoo_core.catalog import catalog
 
-    return [name for name in zoo.list_models() if catalog().get(name).dataset == "mnist"]
+    return [name for name in zoo.list_models() if is_mnist(catalog().get(name).dataset)]
+
+
+def is_mnist(dataset) -> bool:
+    """MNIST or a variant registered under an ``mnist-`` name (``mnist-binarized``): the same images."""
+    return dataset == "mnist" or str(dataset or "").startswith("mnist-")
 
 
 def sampler_options(name: str) -> dict:

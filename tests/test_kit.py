@@ -211,3 +211,23 @@ def test_zoo_ship_checks_only_the_kept_values_so_timings_do_not_block_it():
     assert compare(before, after, rtol=0.01, keep=["psnr"]) == []
     assert compare(before, {"psnr": {"psnr": 28.0, "seconds": 2.0}}, rtol=0.01, keep=["psnr"]) == [
         "psnr: 29.5252 before, 28 after saving"]
+
+
+def test_zoo_ship_catalogues_the_config_a_run_trained_not_its_generator_only_export(tmp_path):
+    """A GAN run exports its generator only (with_discriminator: false); the catalog's config is the recipe
+    that `zoo train NAME` builds, so it must be the trained config, discriminator included."""
+    import yaml
+
+    run = tmp_path / "run"
+    run_zoo("train", "gan", "--data", str(SHARED_DATA / "mnist"), "--data-option", "limit=128", "--steps", "2",
+            "--batch-size", "64", "--set", "hidden_dim=16", "--set", "latent_dim=8", "--out", str(run), "--quiet",
+            check=True)
+    assert json.loads((run / "model" / "config.json").read_text())["config"]["with_discriminator"] is False
+    package = tmp_path / "zoo_gan"
+    package.mkdir()
+    (tmp_path / "catalog-entries.yaml").write_text("version: 1\nmodels: {}\n")
+    run_zoo("ship", str(run), "--name", "gan-tiny", "--package", "zoo_gan", "--package-dir", str(package), check=True)
+    entry = yaml.safe_load((tmp_path / "catalog-entries.yaml").read_text())["models"]["gan-tiny"]
+    assert entry["config"] == {"hidden_dim": 16, "latent_dim": 8}
+    shipped = json.loads((package / "weights" / "gan-tiny" / "config.json").read_text())["config"]
+    assert shipped["with_discriminator"] is False  # the weights stay generator-only

@@ -38,6 +38,20 @@ def find_model_folder(path: Path) -> Path:
     raise ShipError(f"{path} is neither a save_pretrained folder (config.json) nor a 'zoo train' run folder (model/)")
 
 
+def recipe_config(source: Path, model) -> dict[str, Any]:
+    """The entry's ``config:``, what ``zoo train NAME`` builds: for a ``zoo train`` run folder, the config
+    its newest checkpoint trained, which can differ from the exported weights' (a GAN exports its
+    generator only); otherwise the weights' own config. Defaults are left out."""
+    from . import checkpoint as ckpt
+
+    config = model.config
+    newest = next((found for found in ckpt.scan(Path(source)) if found.problem is None), None)
+    trained = (newest.manifest or {}).get("model_config") if newest is not None else None
+    if trained is not None:
+        config = type(model.config).model_validate(trained)
+    return config.model_dump(mode="json", exclude_defaults=True)
+
+
 def package_folder(package: str, override: Optional[Path] = None) -> Path:
     """The source folder of an importable package; refuses an ordinary site-packages install, where
     written files would be lost at the next install."""
@@ -206,7 +220,7 @@ def ship(
             "family": family,
             "plugin": dist.name if dist else package.replace("_", "-"),
             "description": description,
-            "config": shipped.config.model_dump(mode="json", exclude_defaults=True),
+            "config": recipe_config(source, shipped),
             "weights": {"package": package, "path": f"weights/{name}", "sha256": files},
             "dataset": dataset,
             "license": license,
