@@ -8,6 +8,7 @@ the mean log-density of the test images with its standard error over the test im
 checkpoint to ``RUN/parzen.jsonl`` and skips steps already there.
 
     python plugins/zoo-gan/scripts/parzen_curve.py runs/gan-mnist --data ../shared/data/mnist [--samples 10000] [--test-limit N]
+    python plugins/zoo-gan/scripts/parzen_curve.py runs/gan-mnist --data ../shared/data/mnist --fid
     python plugins/zoo-gan/scripts/parzen_curve.py --real --data ../shared/data/mnist   # the ceiling: real images as the samples
 """
 
@@ -45,6 +46,13 @@ def parzen_with_error(model, data, num_samples: int, test_limit) -> dict[str, fl
     return result
 
 
+def fid_mnist(model, data, num_samples: int) -> dict[str, float]:
+    """The zoo-fid-mnist metric (``zoo eval --metric fid-mnist``): the same samples and test images."""
+    from zoo_fid_mnist.metric import fid_mnist as metric
+
+    return metric(model, data=data, num_samples=num_samples)
+
+
 def real_images(data, num_samples: int, test_limit) -> dict[str, float]:
     """The ceiling: the first training images in place of samples."""
     from zoo_core.datasets import load_mnist
@@ -63,6 +71,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--test-limit", type=int, default=None, help="only the first N test images (exploring)")
     parser.add_argument("--raw", action="store_true", help="the raw weights, not the EMA's")
+    parser.add_argument("--fid", action="store_true", help="fid-mnist instead of Parzen (RUN/fid-mnist.jsonl)")
     parser.add_argument("--every", type=int, default=1, help="only every N-th checkpoint step (by 'step' value / N)")
     args = parser.parse_args()
 
@@ -76,7 +85,7 @@ def main() -> None:
         result = real_images(args.data, args.samples, args.test_limit)
         print(json.dumps({"samples": f"the first {args.samples} MNIST training images", **result}))
         return
-    out = args.run / ("parzen-raw.jsonl" if args.raw else "parzen.jsonl")
+    out = args.run / (("fid-mnist" if args.fid else "parzen") + ("-raw" if args.raw else "") + ".jsonl")
     done = set()
     if out.is_file():
         done = {(r["step"], r["num_samples"], r["test_limit"]) for r in map(json.loads, out.read_text().splitlines())}
@@ -87,7 +96,8 @@ def main() -> None:
             continue
         model = generator_at(checkpoint, manifest["model_config"], raw=args.raw)
         start = time.perf_counter()
-        result = parzen_with_error(model, args.data, args.samples, args.test_limit)
+        result = (fid_mnist(model, args.data, args.samples) if args.fid
+                  else parzen_with_error(model, args.data, args.samples, args.test_limit))
         row = {"step": step, "num_samples": args.samples, "test_limit": args.test_limit,
                "ema": not args.raw and (checkpoint / "ema.safetensors").is_file(),
                **{k: round(v, 4) for k, v in result.items()}, "eval_s": round(time.perf_counter() - start, 1)}
