@@ -15,7 +15,7 @@ checkpoint and export, which the bare loop does not do); their EMA averages the 
 D), as the Trainer does for every family. Each side starts from the same seeded weights. Two models:
 the gan-mnist recipe's DCGAN (spectral-norm D) and the MLP of the first gan-mnist.
 
-    python bench/bench_gan.py --data ../shared/data/mnist [--steps 60] [--rounds 3] [--threads 1]
+    python bench/bench_gan.py --data ../shared/data/mnist [--steps 60] [--rounds 3] [--threads 1] [--only mlp|dcgan]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", choices=["mlp", "dcgan"], help="one of the two models")
     args = parser.parse_args()
 
     import os
@@ -103,6 +104,8 @@ def main() -> None:
     print("| model | bare loop samples/s | accelerate samples/s | plain samples/s | bare/accelerate | bare/plain |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for label, config in CASES.items():
+        if args.only and config["architecture"] != args.only:
+            continue
         rates = {"bare": [], "accelerate": [], "plain": []}
         for _ in range(args.rounds):
             rates["bare"].append(bare(config, images, args.steps)[0])
