@@ -117,11 +117,13 @@ def model_card(
     hub_ids = [hub_id for hub_id, _, _ in map(describe_dataset, dataset_names) if hub_id]
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
-    for m in metrics:  # one model-index result per dataset, configuration and split
-        groups.setdefault((m.get("dataset") or dataset, m.get("dataset_config"), m.get("split")), []).append(m)
+    for m in metrics:  # one model-index result per dataset, configuration and split, as the Hub merges them:
+        # two zoo datasets of the same Hub dataset (mnist, mnist-binarized) are one result with both commands
+        _, dataset_type, pretty = describe_dataset(m.get("dataset") or dataset)
+        groups.setdefault((dataset_type, m.get("dataset_config"), m.get("split")), []).append({**m, "_pretty": pretty})
     results = []
-    for (dataset_name, dataset_config, split), members in groups.items():
-        _, dataset_type, pretty = describe_dataset(dataset_name)
+    for (dataset_type, dataset_config, split), members in groups.items():
+        pretty = members[0]["_pretty"]
         commands = "; ".join(dict.fromkeys(m["command"] for m in members if m.get("command"))) or None
         for m in members:
             results.append(EvalResult(
