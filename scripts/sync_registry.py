@@ -46,8 +46,8 @@ def sync(name: str, registry: Path = REPO / "registry.yaml") -> Path:
         old_start = old_end = len(lines)
     lines[old_start:old_end] = block
     text = "".join(lines)
-    merged = yaml.safe_load(text)["models"][name]
-    assert merged == yaml.safe_load(fragments[0].read_text("utf-8"))["models"][name], name
+    if yaml.safe_load(text)["models"][name] != yaml.safe_load(fragments[0].read_text("utf-8"))["models"][name]:
+        raise SystemExit(f"{name}: the copied block does not parse as the plugin's entry; registry.yaml is unchanged")
     registry.write_text(text, "utf-8")
     return fragments[0]
 
