@@ -17,6 +17,8 @@ def elbo(model, *, data=None, out_dir: Optional[Path] = None, split: str = "test
 
     Values are nats per image on grey-level MNIST in [0, 1] (a Bernoulli likelihood on continuous
     intensities is not a normalized density, so they are not comparable with binarized-MNIST papers).
+    ``kl`` is the closed-form KL for one stochastic layer; for two (``latent_dims``) the one-sample Monte-Carlo
+    estimate of ``model.elbo``.
     """
     from zoo_core.datasets import load_mnist
 
@@ -48,9 +50,12 @@ def nll(model, *, data=None, out_dir: Optional[Path] = None, k: int = 5000, spli
     ``split`` (``mnist-binarized``: the 10,000 test images binarized once with ``binarization_seed``).
 
     Returns ``nll`` and its standard error over the images (``nll_stderr``), and beside it the
-    ELBO (the mean of the k log-weights: a one-sample ELBO averaged over k draws), the closed-form KL
-    and E[log p(x|z)] (``elbo + kl``). The k samples of ``batch_size`` images are decoded ``chunk`` at a
-    time (``batch_size * chunk`` decoder rows in memory). Seeded with ``seed``; the caller's random
+    ELBO (the mean of the k log-weights: a one-sample ELBO averaged over k draws), ``kl`` and E[log p(x|z)]
+    (``reconstruction_log_likelihood`` = ``elbo + kl``). ``kl`` is KL(q(z|x) || p(z)) averaged over the images:
+    in closed form for one stochastic layer; for two (``latent_dims``), which have none, the Monte-Carlo
+    estimate over the same k samples, the mean of log q(h1|x) + log q(h2|h1) - log p(h1|h2) - log p(h2), and
+    E[log p(x|z)] is then the mean of log p(x|h1). The k samples of ``batch_size`` images are decoded ``chunk``
+    at a time (``batch_size * chunk`` decoder rows in memory). Seeded with ``seed``; the caller's random
     state is left as it was.
     """
     from .data import load_mnist_binarized
@@ -68,10 +73,15 @@ def nll(model, *, data=None, out_dir: Optional[Path] = None, k: int = 5000, spli
         torch.manual_seed(seed)
         for x in progress_bar(images.split(batch_size), desc=f"NLL, k={k}", unit="batch"):
             x = x.to(model.device, model.dtype)
-            lse, mean_log_w = log_mean_exp_chunks(model, x, k, chunk=chunk)
+            if model.two_layers:  # no closed form: KL = E[log p(x|h1)] - ELBO over the same k samples
+                lse, mean_log_w, mean_reconstruction = log_mean_exp_chunks(model, x, k, chunk=chunk,
+                                                                          with_reconstruction=True)
+                kl.append(mean_reconstruction - mean_log_w)
+            else:
+                lse, mean_log_w = log_mean_exp_chunks(model, x, k, chunk=chunk)
+                kl.append(gaussian_kl(*model.encode(x)).double())
             log_px.append(lse)
             log_w_mean.append(mean_log_w)
-            kl.append(gaussian_kl(*model.encode(x)).double())
     log_px, elbo_per_image, kl = torch.cat(log_px), torch.cat(log_w_mean), torch.cat(kl)
     n = log_px.shape[0]
     stderr = {"nll_stderr": float(log_px.std() / n**0.5)} if n > 1 else {}  # over the images: none for one image
