@@ -146,3 +146,16 @@ def test_the_paper_recipe_trains_from_the_catalog_with_its_momentum_ramp_and_res
     loaded = zoo.load(tmp_path / "model", device="cpu")
     assert loaded.config.discriminator_activation == "maxout" and loaded.discriminator is None
     assert loaded.sample(2).shape == (2, 1, 28, 28)
+
+
+def test_the_ema_averages_the_generator_and_its_discriminator_copy_is_the_live_one(tmp_path):
+    _fit(tmp_path, "plain", model_config={"discriminator_steps": 1}, ema_decay=0.5, steps=4)
+    from safetensors.torch import load_file
+
+    last = sorted((tmp_path / "checkpoints").iterdir())[-1]
+    live, ema = load_file(last / "model.safetensors"), load_file(last / "ema.safetensors")
+    d_keys = [k for k in live if k.startswith("discriminator.")]
+    g_keys = [k for k in live if k.startswith("generator.") and live[k].is_floating_point()]
+    assert d_keys and g_keys
+    assert all(torch.equal(ema[f"module.{k}"], live[k]) for k in d_keys)  # D: the live weights
+    assert any(not torch.equal(ema[f"module.{k}"], live[k]) for k in g_keys)  # G: an average that lags

@@ -165,3 +165,37 @@ def test_the_exported_card_says_how_the_model_was_trained(tmp_path):
     for key, value in config.model_dump(mode="json").items():  # every hyperparameter, as trained
         shown = json.dumps(value) if isinstance(value, (list, dict)) else (f"{value:.6g}" if isinstance(value, float) else str(value))
         assert f"  - `{key}`: {shown}" in training, key
+
+
+def test_the_trainers_ema_is_torchs_averaged_model_and_skips_what_the_model_excludes():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from zoo_core.trainer import ExponentialMovingAverage
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    ours = ExponentialMovingAverage(model, 0.9)
+    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(5):  # the BatchNorm's running stats and its integer step count are averaged too
+        model(torch.randn(8, 3)).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        ours.update_parameters(model)
+        reference.update_parameters(model)
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    assert not torch.equal(ours.module[0].weight, model[0].weight)  # it lags behind the weights
+
+    model.ema_exclude = ("2.",)  # the last layer, as a GAN excludes its discriminator
+    ours = ExponentialMovingAverage(model, 0.9)
+    ours.update_parameters(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ours.update_parameters(model)
+    torch.testing.assert_close(ours.module[0].weight, model[0].weight - 0.9)  # averaged: 0.9 old + 0.1 new
+    torch.testing.assert_close(ours.module[2].weight, model[2].weight - 1.0)  # excluded: left alone until saved
+    ours.follow_excluded()
+    assert torch.equal(ours.module[2].weight, model[2].weight)

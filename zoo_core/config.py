@@ -61,6 +61,15 @@ class TrainConfig(ZooConfig):
     max_nonfinite_batches: int = Field(
         10, ge=0, description="With nonfinite=skip: stop once this many batches have been skipped."
     )
+    check_gradients: bool = Field(
+        True, description=(
+            "Check the gradients, not only the losses, for NaN/inf before every optimizer step. It costs one "
+            "pass over the gradients a step: about 5% of a 2.3 ms step of Burda et al.'s 0.43M-parameter VAE at "
+            "batch 20 on one CPU thread (python bench/bench_vae.py), less for larger steps; free with "
+            "max_grad_norm (clipping computes the norm). False: losses only, so a non-finite gradient with a "
+            "finite loss reaches the weights (checkpoints and the export still refuse non-finite weights)."
+        ),
+    )
     log_every: int = Field(50, ge=1, description="Log losses and throughput every N steps.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
 

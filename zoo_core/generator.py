@@ -45,6 +45,11 @@ class Generator(nn.Module, abc.ABC):
     #: it was given, and the catalog entry (None unless it is a catalog model).
     name_or_path: Optional[str] = None
     catalog_entry: Optional[Any] = None
+    #: State-dict name prefixes that the Trainer's EMA (``train.ema_decay``) does not average: weights
+    #: that neither sample nor export, such as a GAN's discriminator. Averaging them would cost a pass
+    #: over them every step for nothing; their copies in the EMA follow the live weights instead, taken
+    #: at every checkpoint and at the export.
+    ema_exclude: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ZooConfig):
         if not isinstance(config, self.config_class):

@@ -26,9 +26,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Optional
+from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
 
 import torch
+import torch.optim.swa_utils
 from torch.utils.data import Dataset
 
 from . import checkpoint as ckpt
@@ -45,7 +46,7 @@ CURVE = "training-curve.png"
 #: Every other field, the model's config, the seed and the dataset's size must be the same.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "log_every", "num_workers",
-     "nonfinite", "max_nonfinite_batches"}
+     "nonfinite", "max_nonfinite_batches", "check_gradients"}
 )
 
 
@@ -112,8 +113,8 @@ class Trainer(abc.ABC):
     * seed Python, numpy and torch with ``train.seed`` and draw the data order from it, so that a
       run is reproducible;
     * stop at the first non-finite loss or gradient naming the step and the losses (or, with
-      ``nonfinite="skip"``, skip such batches up to ``max_nonfinite_batches``), and never write
-      non-finite weights;
+      ``nonfinite="skip"``, skip such batches up to ``max_nonfinite_batches``; with
+      ``check_gradients=False``, losses only), and never write non-finite weights;
     * keep an exponential moving average of the weights when ``train.ema_decay`` is set;
     * write resumable checkpoints under ``out_dir/checkpoints`` every ``checkpoint_every`` steps,
       every ``checkpoint_minutes`` of training, at the end and when stopped by SIGINT/SIGTERM
@@ -256,12 +257,70 @@ def latest_checkpoint(out_dir: str | Path) -> Optional[Path]:
     return next((found.path for found in ckpt.scan(Path(out_dir)) if found.problem is None), None)
 
 
+def finite_all(tensors: Sequence[torch.Tensor], norm: Optional[torch.Tensor] = None) -> bool:
+    """Whether every element of ``tensors`` (and ``norm``) is finite, in one fused pass and one host
+    sync: a 2-norm is non-finite when an element is (the check a step's losses and gradients get)."""
+    tensors = [t.detach() for t in tensors if t.is_floating_point()]
+    norms = list(torch._foreach_norm(tensors, 2, dtype=torch.float32)) if tensors else []
+    if norm is not None:
+        norms.append(norm.detach().float().reshape(()).to(norms[0].device if norms else norm.device))
+    return not norms or bool(torch.isfinite(torch.stack(norms)).all())
+
+
 def nonfinite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def _json_number(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None  # log.jsonl stays valid JSON (no bare NaN)
+
+
+class ExponentialMovingAverage(torch.optim.swa_utils.AveragedModel):
+    """``train.ema_decay``'s average of the weights, ema = decay * ema + (1 - decay) * weights after each
+    optimizer step (the first step copies them), the same arithmetic and state dict (``module.*``,
+    ``n_averaged``: the checkpoints' ``ema.safetensors``) as torch's ``AveragedModel`` with
+    ``get_ema_multi_avg_fn`` and buffers averaged too. It pairs the tensors once rather than every step,
+    and skips the model's ``ema_exclude`` (a GAN's discriminator), whose copies ``follow_excluded``
+    sets to the live weights before they are saved."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        super().__init__(model, use_buffers=True)
+        self.decay = decay
+        exclude = tuple(getattr(model, "ema_exclude", ()))
+        self._averaged: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._excluded: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        ours = [*self.module.named_parameters(), *self.module.named_buffers()]
+        theirs = [*model.named_parameters(), *model.named_buffers()]
+        for (name, average), (_, live) in zip(ours, theirs, strict=True):
+            average, live = average.detach(), live.detach()
+            if name.startswith(exclude) if exclude else False:
+                pair = self._excluded
+            else:
+                pair = self._averaged.setdefault((average.device, average.dtype), ([], []))
+            pair[0].append(average)
+            pair[1].append(live)
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        """One step of the average (``model``: the model it was built from, whose tensors it holds)."""
+        first = bool(self.n_averaged == 0)
+        for (_, dtype), (averages, lives) in self._averaged.items():
+            if first:
+                torch._foreach_copy_(averages, lives)
+            elif dtype.is_floating_point or dtype.is_complex:
+                torch._foreach_lerp_(averages, lives, 1 - self.decay)
+            else:  # integer buffers (BatchNorm's step count), as AveragedModel rounds them
+                for average, live in zip(averages, lives):
+                    average.copy_(average * self.decay + live * (1 - self.decay))
+        if first:
+            self.follow_excluded()
+        self.n_averaged += 1
+
+    @torch.no_grad()
+    def follow_excluded(self) -> None:
+        """Set the copies of the ``ema_exclude`` weights to the live ones."""
+        if self._excluded[0]:
+            torch._foreach_copy_(*self._excluded)
 
 
 class _StopSignals:
@@ -412,11 +471,7 @@ class LoopTrainer(Trainer):
         if found is None:
             with torch.no_grad():
                 model.on_fit_start(self._fit_end_batches(model.device))
-        self._ema = None
-        if train.ema_decay:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self._ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay), use_buffers=True)
+        self._ema = ExponentialMovingAverage(model, train.ema_decay) if train.ema_decay else None
         self._progress = _Progress()
         self._skipped = 0
         self._poisoned: list[str] = []
@@ -525,11 +580,20 @@ class LoopTrainer(Trainer):
         """A micro-batch whose gradients are accumulated: remember non-finite losses until the step."""
         self._poisoned += [k for k, v in out.items() if not bool(torch.isfinite(v.detach()).all())]
 
-    def _allow_step(self, name: str, out: dict[str, torch.Tensor], grad_norm: Optional[torch.Tensor]) -> bool:
+    def _allow_step(self, name: str, out: dict[str, torch.Tensor], grad_norm: Optional[torch.Tensor] = None,
+                    grads: Optional[Sequence[torch.Tensor]] = None) -> bool:
         """Called by the engine before each optimizer step: ``True`` to step. Non-finite losses or
-        gradients stop the run (``NonFiniteLossError``) or, with ``nonfinite="skip"``, skip it."""
-        bad = self._poisoned + [k for k, v in out.items() if not bool(torch.isfinite(v.detach()).all())]
-        bad_grad = grad_norm is not None and not bool(torch.isfinite(grad_norm))
+        gradients stop the run (``NonFiniteLossError``) or, with ``nonfinite="skip"``, skip it.
+
+        ``grad_norm``: the gradients' total norm where the engine has it (clipping returns it), else
+        ``grads``: the gradients themselves (neither: the losses only, e.g. under fp16's loss scaler)."""
+        if not self._poisoned and finite_all([*out.values(), *grads] if grads else list(out.values()), grad_norm):
+            bad, bad_grad = [], False
+        else:  # the slow path: find out what was not finite, for the message
+            bad = self._poisoned + [k for k, v in out.items() if not bool(torch.isfinite(v.detach()).all())]
+            if grad_norm is None and grads:
+                grad_norm = torch.nn.utils.get_total_norm(list(grads))
+            bad_grad = grad_norm is not None and not bool(torch.isfinite(grad_norm))
         self._poisoned = []
         (failed,) = self._any_process(bool(bad) or bad_grad)
         if not failed:
@@ -588,6 +652,8 @@ class LoopTrainer(Trainer):
         if self.is_main_process:
             try:
                 weights = self._model.state_dict()
+                if self._ema is not None:
+                    self._ema.follow_excluded()
                 bad = nonfinite_tensors(weights) + (nonfinite_tensors(self._ema.state_dict()) if self._ema else [])
                 if bad:
                     raise NonFiniteLossError(f"refusing to checkpoint step {step}: non-finite values in {', '.join(bad[:8])}")
@@ -760,6 +826,7 @@ class LoopTrainer(Trainer):
         if self.is_main_process:
             final = copy.deepcopy(self._model)
             if self._ema is not None:
+                self._ema.follow_excluded()
                 final.load_state_dict(self._ema.module.state_dict())
             final.eval()
             with torch.no_grad():

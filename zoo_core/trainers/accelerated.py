@@ -169,7 +169,8 @@ class AccelerateTrainer(LoopTrainer):
 
     def _train_on_batch(self, batch: Any, is_last: bool, optimizers: Optional[Sequence[str]] = None) -> tuple[dict[str, torch.Tensor], bool]:
         accelerator, clip, names, optimizers = self.accelerator, self.train.max_grad_norm, optimizers, self._optimizers
-        check_gradients = self.train.mixed_precision != "fp16"  # fp16's loss scaler skips overflowing steps itself
+        # fp16's loss scaler skips overflowing steps itself
+        check_gradients = self.train.check_gradients and self.train.mixed_precision != "fp16"
         losses: dict[str, torch.Tensor] = {}
         stepped = True
         with accelerator.accumulate(self._step_module):
@@ -185,9 +186,11 @@ class AccelerateTrainer(LoopTrainer):
                 allowed = True
                 if accelerator.sync_gradients:
                     params = [p for group in optimizer.param_groups for p in group["params"]]
-                    norm = (accelerator.clip_grad_norm_(params, clip) if clip
-                            else _total_norm(params) if check_gradients else None)
-                    allowed = self._allow_step(name, out, norm)
+                    if clip:
+                        allowed = self._allow_step(name, out, grad_norm=accelerator.clip_grad_norm_(params, clip))
+                    else:
+                        allowed = self._allow_step(name, out, grads=[p.grad for p in params if p.grad is not None]
+                                                   if check_gradients else None)
                 else:
                     self._watch(out)
                 if allowed:
@@ -240,8 +243,3 @@ def launcher_settings(train):
 def _has_accelerator() -> bool:
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, MPS, XPU, ...
     return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-
-
-def _total_norm(params: list[torch.Tensor]) -> Optional[torch.Tensor]:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else None

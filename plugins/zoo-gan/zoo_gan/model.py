@@ -263,6 +263,9 @@ class GAN(Generator):
         """Images in [0, 1] -> the range of G's output ([-1, 1] for tanh)."""
         return x * 2 - 1 if self.config.output_activation == "tanh" else x
 
+    #: D neither samples nor exports: the Trainer's EMA averages G only (D's copy follows the live D)
+    ema_exclude = ("discriminator.",)
+
     def on_fit_end(self, batches) -> None:
         """Export the generator only (``with_discriminator=False``): G is all that samples; D, needed
         only to train on, stays in the run's checkpoints, which ``--resume`` continues."""
