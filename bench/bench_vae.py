@@ -65,7 +65,7 @@ def images(args):
     return get_dataset("mnist-binarized").load(args.data, split="train", dynamic=False, limit=args.steps * args.batch_size)
 
 
-def run_zoo(args, trainer: str, mixed_precision: str = "no") -> dict:
+def run_zoo(args, trainer: str, mixed_precision: str = "no", check_gradients: bool = True) -> dict:
     import torch
 
     import zoo
@@ -75,13 +75,15 @@ def run_zoo(args, trainer: str, mixed_precision: str = "no") -> dict:
     torch.manual_seed(0)
     model = zoo.build("vae", PAPER)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=1e-3, optimizer="adam", eps=1e-4,
-                        log_every=args.steps, mixed_precision=mixed_precision, checkpoint_minutes=0)
+                        log_every=args.steps, mixed_precision=mixed_precision, checkpoint_minutes=0,
+                        check_gradients=check_gradients)
     with tempfile.TemporaryDirectory() as out_dir:
         fit = zoo.trainer(trainer)(model, images(args), train, out_dir=out_dir, progress=False, cpu=True)
         start = time.perf_counter()
         result = fit.fit()
         wall = time.perf_counter() - start
-    out = {"side": f"zoo {trainer}" + (f" {mixed_precision}" if mixed_precision != "no" else ""), "steps": result.steps,
+    side = f"zoo {trainer}" + (f" {mixed_precision}" if mixed_precision != "no" else "") + ("" if check_gradients else " (losses only)")
+    out = {"side": side, "steps": result.steps,
            "wall_s": wall, "images_per_s": args.steps * args.batch_size / wall,
            "loop_images_per_s": result.samples_per_second, "last_loss": result.last_losses["loss"],
            "flops_per_image": flops_per_image(model)}
@@ -149,6 +151,8 @@ def run_pythae(args) -> dict:
 
 
 SIDES = {"bare": run_bare, "plain": lambda a: run_zoo(a, "plain"), "accelerate": lambda a: run_zoo(a, "accelerate"),
+         "plain-losses": lambda a: run_zoo(a, "plain", check_gradients=False),
+         "accelerate-losses": lambda a: run_zoo(a, "accelerate", check_gradients=False),
          "bf16": lambda a: run_zoo(a, "accelerate", "bf16"), "fp32-nll": lambda a: run_zoo(a, "accelerate"),
          "pythae": run_pythae}
 
@@ -184,7 +188,8 @@ def main() -> None:
               "--nll-images", str(args.nll_images)]
     for batch, steps in zip(args.batch_sizes, args.steps):
         rows: dict[str, dict] = {}
-        sides = ["bare", "plain", "accelerate", "pythae"] + (["bf16"] if batch == args.batch_sizes[-1] else [])
+        sides = (["bare", "plain", "accelerate", "plain-losses", "accelerate-losses", "pythae"]
+                 + (["bf16"] if batch == args.batch_sizes[-1] else []))
         failed = set()
         for _ in range(args.repeats):  # the sides take turns, and each keeps its best round: a shared machine's load varies
             for side in sides:
@@ -216,8 +221,10 @@ def main() -> None:
             print(f"  {row['side']:>16}: {row['images_per_s']:8.0f} images/s end to end, {row['loop_images_per_s']:8.0f} in the "
                   f"loop ({fraction:.1%} of the matmul limit){ratio}")
         if "pythae" in rows and "accelerate" in rows:
-            for side in ("plain", "accelerate"):
-                print(f"  zoo {side} / pythae (loop): {rows[side]['loop_images_per_s'] / rows['pythae']['loop_images_per_s']:.2f}x")
+            for side in ("plain", "accelerate", "plain-losses", "accelerate-losses"):
+                if side not in rows:
+                    continue
+                print(f"  {rows[side]['side']} / pythae (loop): {rows[side]['loop_images_per_s'] / rows['pythae']['loop_images_per_s']:.2f}x")
         if "bf16" in rows and "fp32-nll" in rows:
             print(f"  NLL (k={args.nll_k}, first {args.nll_images} test images) after {steps} steps: "
                   f"fp32 {rows['fp32-nll']['nll']:.2f}, bf16 {rows['bf16']['nll']:.2f}")

@@ -614,7 +614,9 @@ class LoopTrainer(Trainer):
                  if self.train.nonfinite == "skip" else "")
         raise NonFiniteLossError(
             f"training stopped at step {step}{limit}: {what}{where} [{values}]. The weights were not updated "
-            f"with it and nothing non-finite was saved; last finite checkpoint: {kept or 'none'}. Lower the learning "
+            f"with it and nothing non-finite was saved; last finite checkpoint: {kept or 'none'}"
+            + ("" if self.train.check_gradients else " (check_gradients=False: a non-finite gradient of an earlier step "
+               "may have reached the weights)") + ". Lower the learning "
             "rate (--lr) or clip gradients (--train-set max_grad_norm=1.0) and train again, or skip such batches "
             "(--train-set nonfinite=skip)"
         )

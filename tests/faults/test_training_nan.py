@@ -73,6 +73,16 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_the_run(tmp_path):
         fit(tmp_path, {4}, kind="gradient")
 
 
+@pytest.mark.parametrize("trainer", [Trainer, PlainTrainer])
+def test_check_gradients_false_checks_the_losses_only_and_still_saves_nothing_non_finite(tmp_path, trainer):
+    # the infinite gradient of step 4 reaches the weights unseen; step 5's loss is then NaN and stops the run
+    with pytest.raises(NonFiniteLossError, match=r"^training stopped at step 5: non-finite loss \(code_norm, loss\)") as stop:
+        fit(tmp_path, {4}, kind="gradient", trainer=trainer, check_gradients=False)
+    assert "check_gradients=False: a non-finite gradient of an earlier step may have reached the weights" in str(stop.value)
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
+    assert not (tmp_path / "model").exists()
+
+
 def test_nonfinite_skip_skips_batches_up_to_the_limit(tmp_path):
     result = fit(tmp_path / "skip", {3, 5}, nonfinite="skip", max_nonfinite_batches=2)
     assert result.steps == 12 and result.skipped_batches == 2
