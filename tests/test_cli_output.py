@@ -83,6 +83,15 @@ def test_demo_writes_an_offline_gallery(tmp_path):
     assert f"gallery: {out / 'index.html'}" in result.stdout
 
 
+def test_demo_samples_with_the_familys_cheap_settings_as_the_cards_do(tmp_path):
+    # ddpm-mnist's full sampler is 1000 steps (minutes for a grid on a CPU); the demo takes the card's 20
+    result = run_zoo("demo", "-o", str(tmp_path / "demo"), "-n", "2", "ddpm-mnist", check=True)
+    assert "ddpm-mnist: wrote" in result.stdout and "num_inference_steps=20" in result.stdout
+    run_zoo("sample", "ddpm-mnist", "-n", "2", "--seed", "0", "--option", "num_inference_steps=20",
+            "-o", str(tmp_path / "same.png"), check=True)
+    assert (tmp_path / "demo" / "ddpm-mnist.png").read_bytes() == (tmp_path / "same.png").read_bytes()
+
+
 def test_demo_lists_skipped_models_and_why(tmp_path):
     source = write_distribution(tmp_path / "src", "zoo-ghost", {"plugin": '''
         from zoo_core.plugins import hookimpl

@@ -387,12 +387,21 @@ def cmd_demo(args) -> int:
             skipped[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
             print(f"{name}: skipped: {skipped[name]}", flush=True)
             continue
+        how = ""
         if isinstance(model, Renderer):
             path = _write_turntable(model, out / f"{name}-turntable.gif", frames=args.frames)[0]
         else:
-            path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0)
+            # the family's cheap sampler settings, as on the model cards (a DDPM: 20 strided steps, not 1000)
+            preview = dict(getattr(model._family_spec(), "preview_options", None) or {})
+            try:
+                path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0, **preview)
+                how = f" ({', '.join(f'{k}={v}' for k, v in preview.items())}; 'zoo sample {name}' for the full sampler)" if preview else ""
+            except (ValueError, TypeError):
+                if not preview:
+                    raise
+                path = _write_samples(model, out / f"{name}.png", num=args.num, seed=0)  # they do not fit this config
         shown[name] = path
-        print(f"{name}: wrote {path}", flush=True)
+        print(f"{name}: wrote {path}{how}", flush=True)
     from .gallery import write_gallery
 
     index = write_gallery(out, {n: (shown[n], cat.entries[n]) for n in shown}, skipped)
@@ -556,7 +565,8 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="sample every catalog model into a folder", description=(
         "Load every installed catalog model (offline: shipped weights or the cache) and write sample grids, "
-        "and turntables for scene models, into a folder."))
+        "and turntables for scene models, into a folder. Grids use each family's cheap sampler settings, as "
+        "the model cards do (a DDPM samples 20 strided steps); 'zoo sample NAME' runs the full sampler."))
     p.add_argument("-o", "--out", default="zoo-output", help="folder (default zoo-output)")
     p.add_argument("pattern", nargs="?", help="only models matching this wildcard")
     p.add_argument("-n", "--num", type=_count, default=64, help="samples per model (default 64)")
