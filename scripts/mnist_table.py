@@ -191,13 +191,16 @@ def update_catalog(name: str, rows: list[dict], root: Path = REPO) -> None:
 
     import yaml
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sync_registry import entry_block
+
     for path in [root / "registry.yaml", *sorted(root.glob("plugins/*/catalog-entries.yaml"))]:
-        lines = path.read_text().splitlines(keepends=True)
+        text = path.read_text()
         try:
-            start = lines.index(f"  {name}:\n")
+            start, end = entry_block(text, name)
         except ValueError:
             continue
-        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  \S|^\S", lines[i])), len(lines))
+        lines = text.splitlines(keepends=True)
         metrics = next((i for i in range(start, end) if lines[i] == "    metrics:\n"), None)
         if metrics is None:
             raise SystemExit(f"{path}: the entry {name} has no 'metrics:' list (add 'metrics:' to it, then rerun)")
