@@ -116,14 +116,15 @@ def model_card(
     dataset_names = [d for d in dict.fromkeys([dataset, *(m.get("dataset") for m in metrics)]) if d]
     hub_ids = [hub_id for hub_id, _, _ in map(describe_dataset, dataset_names) if hub_id]
 
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for m in metrics:  # one model-index result per dataset, configuration and split, as the Hub merges them:
-        # two zoo datasets of the same Hub dataset (mnist, mnist-binarized) are one result with both commands
+    # one model-index result per dataset, configuration and split, as the Hub merges them: two zoo
+    # datasets of the same Hub dataset (mnist, mnist-binarized) are one result with both commands.
+    # Each group: (the first member's dataset name, its metrics)
+    groups: dict[tuple, tuple[str, list[dict[str, Any]]]] = {}
+    for m in metrics:
         _, dataset_type, pretty = describe_dataset(m.get("dataset") or dataset)
-        groups.setdefault((dataset_type, m.get("dataset_config"), m.get("split")), []).append({**m, "_pretty": pretty})
+        groups.setdefault((dataset_type, m.get("dataset_config"), m.get("split")), (pretty, []))[1].append(m)
     results = []
-    for (dataset_type, dataset_config, split), members in groups.items():
-        pretty = members[0]["_pretty"]
+    for (dataset_type, dataset_config, split), (pretty, members) in groups.items():
         commands = "; ".join(dict.fromkeys(m["command"] for m in members if m.get("command"))) or None
         for m in members:
             results.append(EvalResult(
