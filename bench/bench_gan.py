@@ -11,8 +11,9 @@ Three sides, interleaved round by round in one process so that they share the ma
 * ``plain``: ``zoo.trainer("plain")``.
 
 The trainers' rate is ``TrainResult.samples_per_second`` (the optimizer loop, without the final
-checkpoint and export, which the bare loop does not do); their EMA averages the whole model (G and
-D), as the Trainer does for every family. Each side starts from the same seeded weights. Two models:
+checkpoint and export, which the bare loop does not do); their EMA averages G only, as the bare loop's
+does (the GAN's ``ema_exclude``: D neither samples nor exports). Each side starts from the same seeded
+weights. Two models:
 the gan-mnist recipe's DCGAN (spectral-norm D) and the MLP of the first gan-mnist.
 
     python bench/bench_gan.py --data ../shared/data/mnist [--steps 60] [--rounds 3] [--threads 1] [--only mlp|dcgan]

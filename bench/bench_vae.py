@@ -13,6 +13,9 @@ turns (each side's best round is reported: the load of a shared machine varies);
     between its first and last on_train_step_end callbacks; bare: the loop itself);
   * the fraction of the fp32 matmul limit: the model's fwd+bwd flops per second over the flops per
     second of a 1024 x 1024 x 1024 fp32 matmul timed in the same run with the same threads.
+The zoo's trainers run twice: as configured by default, checking every loss and gradient for NaN/inf
+before each step (the Reliability section's guard), and with ``check_gradients=False`` (losses only), so
+that the guard's cost and the loop's own cost show apart.
 The ``--mixed-precision bf16`` row trains the zoo side (accelerate trainer) in bf16 autocast and
 reports its test NLL (k importance samples, first test images) after the same steps as fp32.
 
