@@ -172,10 +172,8 @@ def test_iwae_with_k_1_is_the_elbo():
     torch.testing.assert_close(loss, -model.iwae_bound(x, 1).mean())
 
 
-def test_the_iwae_bound_increases_with_k_on_a_fixed_model():
-    torch.manual_seed(0)
-    model = zoo.build("vae", TINY).eval()
-    x = torch.bernoulli(torch.rand(6, 1, 28, 28) * 0.3)
+def assert_the_iwae_bound_increases_with_k(model, x):
+    """L_1 < L_5 < L_50 on a fixed model and batch, each the mean of 200 draws, by 3 standard errors."""
     means, errors = [], []
     with torch.no_grad():
         for k in (1, 5, 50):
@@ -184,6 +182,12 @@ def test_the_iwae_bound_increases_with_k_on_a_fixed_model():
             errors.append(float(bounds.std()) / 200**0.5)
     assert means[0] + 3 * (errors[0] + errors[1]) < means[1], (means, errors)
     assert means[1] + 3 * (errors[1] + errors[2]) < means[2], (means, errors)
+
+
+def test_the_iwae_bound_increases_with_k_on_a_fixed_model():
+    torch.manual_seed(0)
+    model = zoo.build("vae", TINY).eval()
+    assert_the_iwae_bound_increases_with_k(model, torch.bernoulli(torch.rand(6, 1, 28, 28) * 0.3))
 
 
 def test_iwae_objective_trains_through_its_bound():
