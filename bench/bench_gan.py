@@ -4,7 +4,7 @@ steps: what the Trainer costs a GAN per step (issue #13's target: under 5%).
 Three sides, interleaved round by round in one process so that they share the machine's load:
 
 * ``bare``: the loop one writes by hand around the same model: batches drawn by indexing the image
-  tensor, Adam(0.5, 0.999) for D and for G, ``model.training_step(x, optimizer="discriminator")``,
+  tensor, Adam(0.5, 0.999) for D and for G (``zoo_core.optim.build_optimizer``'s, fused, as the trainers'), ``model.training_step(x, optimizer="discriminator")``,
   backward, step, then the same for ``"generator"`` (so both sides compute exactly the same losses:
   the family draws fresh noise for G's step), and an EMA of G's weights;
 * ``accelerate``: ``zoo.trainer("accelerate")`` (the default ``zoo train`` engine) on the same model;
@@ -47,10 +47,14 @@ def bare(config, images, steps: int) -> tuple[float, float]:
     """A hand-written GAN loop; returns (samples/s, final D loss)."""
     import torch
 
+    from zoo_core.config import TrainConfig
+    from zoo_core.optim import build_optimizer
+
+    ADAM = TrainConfig(optimizer="adam", lr=LR, betas=BETAS)
     model = build(config).train()
     G, D = model.generator, model.discriminator
-    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS, foreach=True)
-    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS, foreach=True)
+    opt_d = build_optimizer(D.parameters(), ADAM)  # the trainers' optimizer (fused Adam): the ratio is their own cost
+    opt_g = build_optimizer(G.parameters(), ADAM)
     ema = [p.detach().clone() for p in G.parameters()]
     order = torch.Generator().manual_seed(0)
     start = time.perf_counter()

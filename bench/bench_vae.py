@@ -13,6 +13,9 @@ turns (each side's best round is reported: the load of a shared machine varies);
     between its first and last on_train_step_end callbacks; bare: the loop itself);
   * the fraction of the fp32 matmul limit: the model's fwd+bwd flops per second over the flops per
     second of a 1024 x 1024 x 1024 fp32 matmul timed in the same run with the same threads.
+The bare loop runs twice: with the zoo's optimizer (``zoo_core.optim.build_optimizer``: fused Adam), so that
+its ratio is the trainer's own cost, and with ``torch.optim.Adam``'s defaults (on the CPU a loop over the
+tensors), the loop most people write. pythae builds its own Adam (torch's defaults).
 The zoo's trainers run twice: as configured by default, checking every loss and gradient for NaN/inf
 before each step (the Reliability section's guard), and with ``check_gradients=False`` (losses only), so
 that the guard's cost and the loop's own cost show apart.
@@ -98,16 +101,23 @@ def run_zoo(args, trainer: str, mixed_precision: str = "no", check_gradients: bo
     return out
 
 
-def run_bare(args) -> dict:
+def run_bare(args, torch_adam: bool = False) -> dict:
+    """The loop by hand, with the zoo's optimizer (``build_optimizer``: fused Adam), or with
+    ``torch.optim.Adam``'s defaults as a bare loop usually has it (``torch_adam``)."""
     import torch
 
     import zoo
+    from zoo_core.config import TrainConfig
+    from zoo_core.optim import build_optimizer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = zoo.build("vae", PAPER)
     data = torch.stack(images(args).__getitems__(list(range(args.steps * args.batch_size))))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4, foreach=True)
+    if torch_adam:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    else:
+        optimizer = build_optimizer(model.parameters(), TrainConfig(optimizer="adam", lr=1e-3, eps=1e-4))
     start = time.perf_counter()
     order = torch.randperm(len(data))
     for step in range(args.steps):
@@ -118,8 +128,8 @@ def run_bare(args) -> dict:
         optimizer.step()
     wall = time.perf_counter() - start
     rate = args.steps * args.batch_size / wall
-    return {"side": "bare PyTorch", "steps": args.steps, "wall_s": wall, "images_per_s": rate, "loop_images_per_s": rate,
-            "last_loss": float(loss), "flops_per_image": flops_per_image(model)}
+    return {"side": "bare, torch's Adam" if torch_adam else "bare PyTorch", "steps": args.steps, "wall_s": wall, "images_per_s": rate, "loop_images_per_s": rate,
+            "last_loss": float(loss.detach()), "flops_per_image": flops_per_image(model)}
 
 
 def run_pythae(args) -> dict:
@@ -153,7 +163,7 @@ def run_pythae(args) -> dict:
             "flops_per_image": flops_per_image(twin)}
 
 
-SIDES = {"bare": run_bare, "plain": lambda a: run_zoo(a, "plain"), "accelerate": lambda a: run_zoo(a, "accelerate"),
+SIDES = {"bare": run_bare, "bare-torch-adam": lambda a: run_bare(a, torch_adam=True), "plain": lambda a: run_zoo(a, "plain"), "accelerate": lambda a: run_zoo(a, "accelerate"),
          "plain-losses": lambda a: run_zoo(a, "plain", check_gradients=False),
          "accelerate-losses": lambda a: run_zoo(a, "accelerate", check_gradients=False),
          "bf16": lambda a: run_zoo(a, "accelerate", "bf16"), "fp32-nll": lambda a: run_zoo(a, "accelerate"),
@@ -191,7 +201,7 @@ def main() -> None:
               "--nll-images", str(args.nll_images)]
     for batch, steps in zip(args.batch_sizes, args.steps):
         rows: dict[str, dict] = {}
-        sides = (["bare", "plain", "accelerate", "plain-losses", "accelerate-losses", "pythae"]
+        sides = (["bare", "bare-torch-adam", "plain", "accelerate", "plain-losses", "accelerate-losses", "pythae"]
                  + (["bf16"] if batch == args.batch_sizes[-1] else []))
         failed = set()
         for _ in range(args.repeats):  # the sides take turns, and each keeps its best round: a shared machine's load varies
@@ -216,11 +226,13 @@ def main() -> None:
                 rows["fp32-nll"] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"\nbatch {batch}, {steps} steps, Adam(lr 1e-3, eps 1e-4), {args.threads} thread(s), best of {args.repeats} rounds")
         bare = rows.get("bare", {}).get("loop_images_per_s")
+        usual = rows.get("bare-torch-adam", {}).get("loop_images_per_s")
         for side, row in rows.items():
             if side == "fp32-nll":
                 continue
             fraction = row["loop_images_per_s"] * row["flops_per_image"] / limit
             ratio = f"  loop vs bare {row['loop_images_per_s'] / bare:.3f}x" if bare else ""
+            ratio += f", vs bare with torch's Adam {row['loop_images_per_s'] / usual:.3f}x" if usual else ""
             print(f"  {row['side']:>16}: {row['images_per_s']:8.0f} images/s end to end, {row['loop_images_per_s']:8.0f} in the "
                   f"loop ({fraction:.1%} of the matmul limit){ratio}")
         if "pythae" in rows and "accelerate" in rows:
