@@ -468,7 +468,9 @@ class LoopTrainer(Trainer):
         self._barrier()
         self._setup()
         model = self._model
-        if found is None:
+        if found is None and train.init_from:
+            self._initialize_from(train.init_from)
+        elif found is None:
             with torch.no_grad():
                 model.on_fit_start(self._fit_end_batches(model.device))
         self._ema = ExponentialMovingAverage(model, train.ema_decay) if train.ema_decay else None
@@ -484,6 +486,20 @@ class LoopTrainer(Trainer):
             return self._loop(signals, found)
         finally:
             self._end_trackers()
+
+    def _initialize_from(self, source: str) -> None:
+        """``train.init_from``: copy a trained model's weights into the fresh model (every process does)."""
+        from .generator import load_weights
+        from .loading import load
+
+        trained = load(source, device="cpu")
+        if trained.family != self._model.family:
+            raise UnsupportedTrainingError(
+                f"init_from={source!r} is a {trained.family} model and this run trains a {self._model.family}: "
+                f"start from a {self._model.family} model, or drop init_from")
+        load_weights(self._model, trained.state_dict(), source=f"the weights of init_from={source!r}")
+        if self.is_main_process:
+            print(f"initialized from {source}")
 
     def _loop(self, signals: _StopSignals, found: Optional[ckpt.Found]) -> TrainResult:
         from .progress import progress_bar
