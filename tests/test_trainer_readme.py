@@ -25,9 +25,9 @@ def training_commands():
 
 def test_the_readme_training_examples_run_in_order_and_resume_continues(tmp_path):
     commands = training_commands()
-    assert [c[:2] for c in commands] == [["zoo", "train"]] * 4, commands
+    assert [c[:2] for c in commands] == [["zoo", "train"]] * 5, commands
     outs = [c[c.index("--out") + 1] for c in commands]
-    assert outs[0] == outs[1] and "--resume" in commands[1] and len(set(outs)) == 3, outs  # one --out per run
+    assert outs[0] == outs[1] and "--resume" in commands[1] and len(set(outs)) == 4, outs  # one --out per run
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "shared").symlink_to(REPO.parent / "shared")  # ../shared/data, as from the repo root
@@ -59,7 +59,7 @@ def test_the_readme_training_examples_run_in_order_and_resume_continues(tmp_path
     assert steps[0] == 1 and [s for s in steps if s > stopped][0] == stopped + 1, steps
     assert steps[-1] == stopped + 20
 
-    # 3, 4. the family with overrides, and the plain trainer, each into its own folder
+    # 3, 4, 5. the family with overrides, a fine-tune of it (init_from), the plain trainer, each into its own folder
     for command in commands[2:]:
         run = subprocess.run([ZOO, *command[1:], *few, "--steps", "10"], cwd=work, env=env, text=True,
                              capture_output=True, timeout=300)
