@@ -101,6 +101,7 @@ def test_every_shipped_card_is_hub_valid_and_shows_its_samples(name):
     if meta["license"] == "other":
         assert meta["license_name"] and meta["license_link"].startswith("https://")
     assert all("/" in d for d in meta.get("datasets", []))
+    assert len(meta.get("datasets", [])) == len(set(meta.get("datasets", [])))  # mnist and mnist-binarized: one id
     index = meta["model-index"]
     assert len(index) == 1 and index[0]["name"] == name  # model_name is the model's name, not its family
     results = index[0]["results"]

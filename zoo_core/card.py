@@ -114,7 +114,7 @@ def model_card(
     metrics = [dict(m) for m in metrics]
 
     dataset_names = [d for d in dict.fromkeys([dataset, *(m.get("dataset") for m in metrics)]) if d]
-    hub_ids = [hub_id for hub_id, _, _ in map(describe_dataset, dataset_names) if hub_id]
+    hub_ids = list(dict.fromkeys(hub_id for hub_id, _, _ in map(describe_dataset, dataset_names) if hub_id))
 
     # one model-index result per dataset, configuration and split, as the Hub merges them: two zoo
     # datasets of the same Hub dataset (mnist, mnist-binarized) are one result with both commands.
