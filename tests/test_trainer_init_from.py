@@ -73,3 +73,20 @@ def test_resuming_with_another_init_from_is_refused(stage_one, tmp_path):
     result = run_zoo("train", "vae", *DATA, *SMALL, "--steps", "3", "--trainer", "plain", "--resume", "--out", str(out))
     assert result.returncode != 0
     assert "init_from" in result.stderr and "other settings" in result.stderr
+
+
+def test_every_catalog_recipe_that_fine_tunes_starts_from_a_catalog_model_whose_weights_fit_it():
+    """``zoo train NAME`` of an entry with ``init_from`` loads that model: it must be in the catalog, of the
+    entry's family, with weights that fit the entry's config (e.g. iwae-mnist from iwae-mnist-k5)."""
+    import zoo
+    from zoo_core.catalog import catalog
+    from zoo_core.generator import load_weights
+
+    entries = catalog().entries
+    fine_tuned = {name: entry for name, entry in entries.items() if entry.train.get("init_from")}
+    assert "iwae-mnist" in fine_tuned
+    for name, entry in fine_tuned.items():
+        source = entry.train["init_from"]
+        assert source in entries and entries[source].family == entry.family, (name, source)
+        load_weights(zoo.build(entry.family, entry.config), zoo.load(source, device="cpu").state_dict(),
+                     source=f"{name}'s init_from {source}")
