@@ -4,8 +4,8 @@ bits_per_dim metric, the catalog's JSON schema and `pytest --zoo-family` errors.
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 import subprocess
 import sys
 
