@@ -9,6 +9,7 @@ and then writes OUT/nll-curve.png (NLL against epochs) and OUT/nll-curve.md (the
 schedule's milestones do not depend on --steps, so the staged run is the uninterrupted one.
 
     python plugins/zoo-vae/scripts/burda_curve.py --data ../shared/data/mnist --epochs 1 4 13
+    python plugins/zoo-vae/scripts/burda_curve.py --data DATA --epochs 1 4 13 40 --limit 10000   # scripts/gpu_check
     python plugins/zoo-vae/scripts/burda_curve.py --out runs/vae-mnist-burda --plot-only
 """
 
@@ -51,7 +52,8 @@ def draw(out: Path) -> None:
                                for epoch, m in rows))
         plot_losses(log, out / "nll-curve.png")
     k, images = int(rows[-1][1]["k"]), int(rows[-1][1]["images"])
-    lines = [f"| epochs | steps | test NLL (k={k}, first {images} test images) | ± s.e. | -ELBO | KL |",
+    which = f"all {images:,}" if images == 10_000 else f"first {images:,}"
+    lines = [f"| epochs | steps | test NLL (k={k}, {which} test images) | ± s.e. | -ELBO | KL |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {epoch} | {epoch * STEPS_PER_EPOCH:,} | {m['nll']:.2f} | {m['nll_stderr']:.2f} | {-m['elbo']:.2f} | "
               f"{m['kl']:.2f} |" for epoch, m in rows]
