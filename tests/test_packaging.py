@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def _clean_copy(distribution: Path, into: Path) -> Path:
     copy = into / distribution.name
     copy.mkdir()
     for path in distribution.iterdir():
-        if path.is_file() and path.name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in") or \
-                path.name.startswith(("README", "LICENSE")):
+        if path.is_file() and (path.name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in")
+                               or path.name.startswith(("README", "LICENSE"))):
             shutil.copy2(path, copy / path.name)
         elif (path / "__init__.py").is_file():
             shutil.copytree(path, copy / path.name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -57,9 +58,8 @@ def wheels(tmp_path_factory) -> dict[Path, set[str]]:
 
 
 def _wheel_name(distribution: Path) -> str:
-    text = (distribution / "pyproject.toml").read_text()
-    name = next(line.split("=", 1)[1].strip().strip('"') for line in text.splitlines() if line.startswith("name"))
-    return name.replace("-", "_")
+    """The project name as a wheel's file name spells it (zoo-vae -> zoo_vae)."""
+    return tomllib.loads((distribution / "pyproject.toml").read_text())["project"]["name"].replace("-", "_")
 
 
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS, ids=lambda path: path.name if path != ROOT else "zoo-core")

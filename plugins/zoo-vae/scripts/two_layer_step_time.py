@@ -15,10 +15,8 @@ import time
 import torch
 
 import zoo
+from zoo_core.catalog import catalog
 from zoo_core.config import TrainConfig
-
-BURDA_TWO_LAYERS = {"latent_dims": [100, 50], "latent_hidden_dims": [200, 100], "hidden_layers": 2,
-                    "activation": "tanh", "encoder_sigma": "exp", "objective": "iwae"}
 
 
 def main() -> None:
@@ -32,10 +30,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = torch.bernoulli(torch.rand(args.batch, 1, 28, 28) * 0.3)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}")
+    burda_two_layers = dict(catalog().entries["iwae-mnist-k5"].config)  # the catalog's config, built without data
     for k in args.k:
         for bf16 in (False,) if args.fp32_only else (False, True):
             torch.manual_seed(0)
-            model = zoo.build("vae", {**BURDA_TWO_LAYERS, "k": k})
+            model = zoo.build("vae", {**burda_two_layers, "k": k})
             optimizer = model.configure_optimizers(TrainConfig(optimizer="adam", lr=1e-3, eps=1e-4))["main"]
 
             def step():
