@@ -35,7 +35,11 @@ class _ImageTensor:
         return self._serve(self.images[index])
 
     def __getitems__(self, indices):  # one call for the whole batch
-        return list(self._serve(self.images[torch.as_tensor(indices)]))
+        return list(self.get_batch(indices))
+
+    def get_batch(self, indices) -> torch.Tensor:
+        """The collated batch of ``indices`` (the trainers' one call per batch: ``zoo_core.datasets``)."""
+        return self._serve(self.images.index_select(0, torch.as_tensor(indices, dtype=torch.long)))
 
     def _serve(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
