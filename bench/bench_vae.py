@@ -6,7 +6,8 @@ for pythae) on the same statically binarized MNIST training images (``mnist-bina
 ``dynamic=False``: pythae has no dynamic binarization), with the same loss (the negative ELBO,
 summed over pixels, averaged over the batch), Adam (lr 1e-3, eps 1e-4), batch size, optimizer steps and
 torch threads. Each side runs in its own subprocess, one after the other, in --repeats rounds in which the sides take
-turns (each side's best round is reported: the load of a shared machine varies); reported per side:
+turns (each side's best round is reported: the load of a shared machine varies, and so is the median, over the
+rounds, of its ratio to the bare loop of the same round); reported per side:
   * images/s end to end: steps * batch / wall time of the whole training call (data loading,
     logging, for the zoo the final checkpoint and export);
   * loop images/s: the steady state of the step loop (zoo: TrainResult.samples_per_second; pythae:
@@ -29,12 +30,16 @@ Setup (pythae 0.1.2 pins nothing that conflicts with the zoo, so one venv holds 
 Run (from the repo root):
     /work/exp/bench-venv-pythae/bin/python bench/bench_vae.py --data ../shared/data/mnist
 Without pythae installed, its rows say so and the rest runs.
+On a GPU (pythae's side stays on the CPU and is left out; the matmul limit is the GPU's):
+    python bench/bench_vae.py --data MNIST_DIR --device cuda --batch-sizes 20 --steps 2980 --nll-k 0 \
+        --sides bare plain accelerate plain-losses accelerate-losses
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,18 +56,27 @@ def flops_per_image(model) -> float:
     return 6.0 * macs
 
 
-def matmul_limit(threads: int) -> float:
-    """fp32 flops/s of a 1024^3 matmul on this many threads (best of 20)."""
+def matmul_limit(threads: int, device: str = "cpu") -> float:
+    """fp32 flops/s of a 1024^3 matmul on this many threads, or on the GPU (best of 20)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
     best = float("inf")
     for _ in range(20):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * 1024**3 / best
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def images(args):
@@ -84,7 +98,8 @@ def run_zoo(args, trainer: str, mixed_precision: str = "no", check_gradients: bo
                         log_every=args.steps, mixed_precision=mixed_precision, checkpoint_minutes=0,
                         check_gradients=check_gradients)
     with tempfile.TemporaryDirectory() as out_dir:
-        fit = zoo.trainer(trainer)(model, images(args), train, out_dir=out_dir, progress=False, cpu=True)
+        fit = zoo.trainer(trainer)(model, images(args), train, out_dir=out_dir, progress=False,
+                                   cpu=args.device == "cpu")
         start = time.perf_counter()
         result = fit.fit()
         wall = time.perf_counter() - start
@@ -113,19 +128,22 @@ def run_bare(args, torch_adam: bool = False) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = zoo.build("vae", PAPER)
-    data = torch.stack(images(args).__getitems__(list(range(args.steps * args.batch_size))))
+    model.to(args.device)
+    data = images(args).get_batch(list(range(args.steps * args.batch_size))).to(args.device)
     if torch_adam:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     else:
         optimizer = build_optimizer(model.parameters(), TrainConfig(optimizer="adam", lr=1e-3, eps=1e-4))
+    synchronize(args.device)
     start = time.perf_counter()
-    order = torch.randperm(len(data))
+    order = torch.randperm(len(data), device=args.device)
     for step in range(args.steps):
         batch = data[order[step * args.batch_size : (step + 1) * args.batch_size]]
         loss = -model.elbo(batch)["elbo"].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    synchronize(args.device)
     wall = time.perf_counter() - start
     rate = args.steps * args.batch_size / wall
     return {"side": "bare, torch's Adam" if torch_adam else "bare PyTorch", "steps": args.steps, "wall_s": wall, "images_per_s": rate, "loop_images_per_s": rate,
@@ -144,7 +162,7 @@ def run_pythae(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     twin = zoo.build("vae", PAPER)  # the very same modules and initialization
-    data = torch.stack(images(args).__getitems__(list(range(args.steps * args.batch_size))))
+    data = images(args).get_batch(list(range(args.steps * args.batch_size)))
 
     class Encoder(BaseEncoder):
         def __init__(self):
@@ -180,6 +198,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds in which the sides take turns; best round of each")
     parser.add_argument("--nll-k", type=int, default=100, help="importance samples of the bf16-vs-fp32 NLL (0: skip)")
     parser.add_argument("--nll-images", type=int, default=1000)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where every side trains")
+    parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), help="run only these sides (default: all)")
     parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)  # the subprocesses
     parser.add_argument("--steps-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
@@ -194,16 +214,19 @@ def main() -> None:
     for batch, steps in zip(args.batch_sizes, args.steps):
         if batch * steps > 59_600:
             parser.error(f"batch {batch} x {steps} steps is more than the 59,600 training images: at most {59_600 // batch} steps")
-    limit = matmul_limit(args.threads)
-    print(f"fp32 matmul limit: {limit / 1e9:.1f} GFLOP/s on {args.threads} thread(s); load average "
+    limit = matmul_limit(args.threads, args.device)
+    where = f"{args.threads} thread(s)" if args.device == "cpu" else describe(args.device)
+    print(f"fp32 matmul limit: {limit / 1e9:.1f} GFLOP/s on {where}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    common = ["--data", args.data, "--threads", str(args.threads), "--nll-k", str(args.nll_k),
+    common = ["--data", args.data, "--threads", str(args.threads), "--device", args.device, "--nll-k", str(args.nll_k),
               "--nll-images", str(args.nll_images)]
     for batch, steps in zip(args.batch_sizes, args.steps):
         rows: dict[str, dict] = {}
         sides = (["bare", "bare-torch-adam", "plain", "accelerate", "plain-losses", "accelerate-losses", "pythae"]
                  + (["bf16"] if batch == args.batch_sizes[-1] else []))
+        sides = [side for side in sides if side in (args.sides or sides) and (side != "pythae" or args.device == "cpu")]
         failed = set()
+        rounds: dict[str, list[float]] = {}  # each side's loop images/s, round by round
         for _ in range(args.repeats):  # the sides take turns, and each keeps its best round: a shared machine's load varies
             for side in sides:
                 if side in failed:
@@ -217,6 +240,7 @@ def main() -> None:
                     failed.add(side)
                     continue
                 row = json.loads(done.stdout.strip().splitlines()[-1])
+                rounds.setdefault(side, []).append(row["loop_images_per_s"])
                 if side not in rows or row["loop_images_per_s"] > rows[side]["loop_images_per_s"]:
                     rows[side] = row
         if "bf16" in rows and args.nll_k:  # the fp32 NLL after the same steps, for the bf16 row
@@ -224,7 +248,7 @@ def main() -> None:
                                    "--batch-size", str(batch)], capture_output=True, text=True)
             if not done.returncode:
                 rows["fp32-nll"] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"\nbatch {batch}, {steps} steps, Adam(lr 1e-3, eps 1e-4), {args.threads} thread(s), best of {args.repeats} rounds")
+        print(f"\nbatch {batch}, {steps} steps, Adam(lr 1e-3, eps 1e-4), {where}, best of {args.repeats} rounds")
         bare = rows.get("bare", {}).get("loop_images_per_s")
         usual = rows.get("bare-torch-adam", {}).get("loop_images_per_s")
         for side, row in rows.items():
@@ -233,6 +257,10 @@ def main() -> None:
             fraction = row["loop_images_per_s"] * row["flops_per_image"] / limit
             ratio = f"  loop vs bare {row['loop_images_per_s'] / bare:.3f}x" if bare else ""
             ratio += f", vs bare with torch's Adam {row['loop_images_per_s'] / usual:.3f}x" if usual else ""
+            paired = paired_ratios(rounds.get(side, []), rounds.get("bare", []))
+            if paired and side != "bare":  # a round's sides run back to back: their ratio cancels the machine's drift
+                ratio += (f"; per round vs bare: median {statistics.median(paired):.3f}x "
+                          f"({min(paired):.3f}-{max(paired):.3f})")
             print(f"  {row['side']:>16}: {row['images_per_s']:8.0f} images/s end to end, {row['loop_images_per_s']:8.0f} in the "
                   f"loop ({fraction:.1%} of the matmul limit){ratio}")
         if "pythae" in rows and "accelerate" in rows:
@@ -244,6 +272,17 @@ def main() -> None:
             print(f"  NLL (k={args.nll_k}, first {args.nll_images} test images) after {steps} steps: "
                   f"fp32 {rows['fp32-nll']['nll']:.2f}, bf16 {rows['bf16']['nll']:.2f}")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def paired_ratios(side: list[float], bare: list[float]) -> list[float]:
+    """side / bare round by round (rounds where both ran)."""
+    return [a / b for a, b in zip(side, bare)] if len(side) == len(bare) else []
+
+
+def describe(device: str) -> str:
+    import torch
+
+    return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
 
 
 if __name__ == "__main__":
