@@ -151,6 +151,19 @@ def test_a_training_curve_is_drawn_next_to_the_log(tmp_path):
     assert height_at(xs[0]) < height_at(xs[-1]) - 50, "the loss goes down: its curve must end lower than it starts"
 
 
+def test_the_curve_names_its_x_axis(tmp_path):
+    from PIL import Image, ImageChops
+
+    from zoo_core.trainers.curve import plot_losses
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "test_nll": 100.0 / s}) + "\n" for s in (1, 4, 13, 40)))
+    steps, epochs = plot_losses(log, tmp_path / "steps.png"), plot_losses(log, tmp_path / "epochs.png", x_label="epoch")
+    # the same curve; only the axis labels under the panel differ
+    difference = ImageChops.difference(Image.open(steps).convert("RGB"), Image.open(epochs).convert("RGB")).getbbox()
+    assert difference is not None and difference[1] >= 150 - 22  # below the panel's plotting area
+
+
 def test_the_exported_card_says_how_the_model_was_trained(tmp_path):
     torch.manual_seed(0)
     config = TrainConfig(steps=6, batch_size=8, lr=0.05, log_every=3)

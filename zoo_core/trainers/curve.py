@@ -24,8 +24,9 @@ def read_log(log_path: str | Path) -> list[dict]:
 
 
 def plot_losses(log_path: str | Path, png_path: str | Path, *, width: int = 640, panel_height: int = 150,
-                max_panels: int = 6) -> Path | None:
-    """Draw the losses of ``log_path`` into ``png_path``; ``None`` when there is nothing to draw."""
+                max_panels: int = 6, x_label: str = "step") -> Path | None:
+    """Draw the losses of ``log_path`` into ``png_path``; ``None`` when there is nothing to draw. The x axis is
+    the entries' ``step``, labelled ``x_label`` (a caller that logs another count there names it)."""
     from PIL import Image, ImageDraw, ImageFont
 
     entries = read_log(log_path)
@@ -57,8 +58,8 @@ def plot_losses(log_path: str | Path, png_path: str | Path, *, width: int = 640,
 
         draw.text((4, box[1]), f"{high:.4g}", fill="black", font=font)
         draw.text((4, box[3] - 10), f"{low:.4g}", fill="black", font=font)
-        draw.text((box[0], box[3] + 4), f"step {x0}", fill="black", font=font)
-        draw.text((box[2] - 60, box[3] + 4), f"step {x1}", fill="black", font=font)
+        draw.text((box[0], box[3] + 4), f"{x_label} {x0}", fill="black", font=font)
+        draw.text((box[2] - 60, box[3] + 4), f"{x_label} {x1}", fill="black", font=font)
         if len(points) == 1:
             x, y = xy(*points[0])
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=LINE)

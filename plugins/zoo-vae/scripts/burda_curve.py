@@ -50,7 +50,7 @@ def draw(out: Path) -> None:
         log = Path(tmp) / "log.jsonl"  # the trainer's curve drawer, with epochs as its x axis
         log.write_text("".join(json.dumps({"step": epoch, "test_nll_vs_epochs": m["nll"], "minus_test_elbo_vs_epochs": -m["elbo"]}) + "\n"
                                for epoch, m in rows))
-        plot_losses(log, out / "nll-curve.png")
+        plot_losses(log, out / "nll-curve.png", x_label="epoch")
     k, images = int(rows[-1][1]["k"]), int(rows[-1][1]["images"])
     which = f"all {images:,}" if images == 10_000 else f"first {images:,}"
     lines = [f"| epochs | steps | test NLL (k={k}, {which} test images) | ± s.e. | -ELBO | KL |",
