@@ -1,6 +1,7 @@
 """Batch-level fetching (a dataset's ``get_batch``), the trainers' one-process data path, and the guard's
 finiteness check: each shortcut gives what the long way gives, bit for bit."""
 
+import json
 import math
 
 import numpy as np
@@ -178,3 +179,17 @@ def test_the_accelerate_trainer_calls_training_step_directly_only_without_autoca
         assert trainer._forward == training_step and seen == []  # bound at setup: the model's own method
     else:
         assert seen == [True]  # through Accelerate's autocast-patched module
+
+
+def test_a_run_after_an_interrupted_accumulation_still_steps(tmp_path):
+    """Accelerate's sync flag outlives an Accelerator: a run without accumulation, which skips accumulate(),
+    must not inherit an earlier run's 'still accumulating' (its scheduler would never step)."""
+    from accelerate.state import GradientState
+
+    GradientState()._set_sync_gradients(False)  # as a run stopped in the middle of an accumulation leaves it
+    fit(tmp_path, "after", lr_schedule="cosine", log_every=1)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "after" / "log.jsonl").read_text().splitlines()]
+    assert len(lrs) == 9 and lrs == sorted(lrs, reverse=True) and lrs[-1] < lrs[0] / 10  # the schedule ran
+    weights = load_file(tmp_path / "after" / "model" / "model.safetensors")
+    for key, value in fit(tmp_path, "fresh", lr_schedule="cosine", log_every=1).items():
+        assert torch.equal(weights[key], value), key  # the same as a run in a fresh state

@@ -167,6 +167,8 @@ class AccelerateTrainer(LoopTrainer):
         # ahead and moves it to the device, which _local_batches does (the same order: Accelerate's seedable
         # sampler's); and a module that is neither DDP-wrapped nor autocast-patched is training_step itself.
         accumulating = train.grad_accum_steps > 1
+        if not accumulating:  # accumulate() sets this flag each step; an earlier run in this process may have left it off
+            accelerator.gradient_state._set_sync_gradients(True)
         self._accumulate = self.accelerator.accumulate if accumulating else _no_accumulation
         self._backward = accelerator.backward if accumulating or accelerator.scaler is not None else _backward
         self._local = self.num_processes == 1 and not accumulating and train.num_workers == 0
@@ -192,6 +194,8 @@ class AccelerateTrainer(LoopTrainer):
         losses: dict[str, torch.Tensor] = {}
         stepped = True
         with self._accumulate(self._step_module):
+            # without accumulate() Accelerate's flag is not set anew each step; with no accumulation every step syncs
+            sync = accelerator.sync_gradients if self.train.grad_accum_steps > 1 else True
             for (name, optimizer), scheduler in zip(optimizers.items(), self._schedulers):
                 if names is not None and name not in names:
                     continue
@@ -202,7 +206,7 @@ class AccelerateTrainer(LoopTrainer):
                     raise KeyError(f"training_step must return a dict with 'loss'; got {sorted(out)}")
                 self._backward(out["loss"])
                 allowed = True
-                if accelerator.sync_gradients:
+                if sync:
                     params = [p for group in optimizer.param_groups for p in group["params"]]
                     if clip:
                         allowed = self._allow_step(name, out, grad_norm=accelerator.clip_grad_norm_(params, clip))
@@ -212,18 +216,18 @@ class AccelerateTrainer(LoopTrainer):
                 else:
                     self._watch(out)
                 if allowed:
-                    if accelerator.sync_gradients:  # the wrapper's step() is a no-op while accumulating
+                    if sync:  # the wrapper's step() is a no-op while accumulating
                         self._stepping[name].step()
                     scheduler.step()
                 stepped = stepped and allowed
-                if accelerator.sync_gradients:  # while accumulating, the gradients are kept
+                if sync:  # while accumulating, the gradients are kept
                     self._stepping[name].zero_grad(set_to_none=True)
                 prefix = "" if len(optimizers) == 1 else f"{name}/"
                 for key, value in out.items():
                     losses[f"{prefix}{key}" if key != "loss" or prefix else key] = value.detach()
         if "loss" not in losses:
             losses["loss"] = sum(v for k, v in losses.items() if k.endswith("/loss"))
-        return losses, stepped and accelerator.sync_gradients
+        return losses, stepped and sync
 
     def _extra_state(self) -> dict[str, Any]:
         scaler = self.accelerator.scaler
