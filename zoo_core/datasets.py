@@ -5,9 +5,8 @@ Readers take a folder or file; ``None`` means the usual location, ``$ZOO_DATA_DI
 
 A map-style dataset may also define ``get_batch(indices)``: the collated batch of those items (a
 list of ints), exactly what ``default_collate([dataset[i] for i in indices])`` gives, in one call.
-The zoo's trainers then fetch every batch with it, skipping the list of items and the collation
-(a third of a small model's overhead per step: ``bench/bench_vae.py``); ``DataLoader``s still see
-the dataset as usual.
+The zoo's trainers then fetch every batch with it, skipping the list of items and the collation;
+``DataLoader``s still see the dataset as usual.
 """
 
 from __future__ import annotations

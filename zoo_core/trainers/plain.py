@@ -65,8 +65,8 @@ class PlainTrainer(LoopTrainer):
             yield from self._local_batches(epoch, skip, self.device)
             return
         # the permutation torch's RandomSampler draws; the generator, so drawn from, seeds the workers
-        generator = torch.Generator().manual_seed(self.train.seed + epoch)
-        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        generator = torch.Generator()
+        order = self._epoch_order(epoch, generator)
         size, count = self.train.batch_size, self._batches_per_epoch
         batches = [order[i * size : (i + 1) * size] for i in range(skip, count)]
         dataset, collate = batch_loading(self.dataset)
